@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages XenAoE's lab, tests and benchmarks use. Idempotent; needs root.
+set -euo pipefail
+
+packages=(
+  iproute2 kmod cpio gcc make           # namespaces, initramfs packing, the C load generator
+  vblade aoetools                       # reference AoE target and userland clients
+  qemu-system-x86 qemu-utils busybox-static  # guests running the Linux aoe driver
+  fio nbdkit libnbd-bin                 # NBD clients and reference server
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
