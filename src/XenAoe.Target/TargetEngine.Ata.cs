@@ -1,0 +1,173 @@
+using XenAoe.Aoe;
+
+namespace XenAoe.Target;
+
+public sealed partial class TargetEngine
+{
+    /// <summary>Sector count register value CHECK POWER MODE returns: active or idle.</summary>
+    private const byte PowerModeActive = 0xFF;
+
+    private void HandleAta<TSink>(ReadOnlySpan<byte> frame, in AoeHeader header, ExportedVolume volume, in LinkInfo link, ref TSink sink)
+        where TSink : IReplySink
+    {
+        if (!AtaHeader.TryRead(frame, out var ata))
+        {
+            Interlocked.Increment(ref Counters.BadArgument);
+            ReplyError(frame, volume, link, AoeError.BadArgument, ref sink);
+            return;
+        }
+
+        var command = ata.CommandOrStatus;
+        var touchesMedia = command is AtaCommands.ReadSectors or AtaCommands.ReadSectorsExt
+            or AtaCommands.WriteSectors or AtaCommands.WriteSectorsExt or AtaCommands.FlushCache or AtaCommands.FlushCacheExt;
+        if (touchesMedia && volume.IsReservedAgainst(header.Source))
+        {
+            Interlocked.Increment(ref Counters.Reserved);
+            ReplyError(frame, volume, link, AoeError.TargetReserved, ref sink);
+            return;
+        }
+
+        var reply = sink.Next();
+        AoeHeader.WriteResponse(reply, frame, link.LocalMac, volume.Shelf, volume.Slot, AoeError.None);
+        frame[AoeProtocol.HeaderLength..AoeProtocol.AtaHeaderLength].CopyTo(reply[AoeProtocol.HeaderLength..]);
+        var data = reply[AoeProtocol.AtaHeaderLength..];
+        var dataLength = 0;
+        byte error;
+
+        switch (command)
+        {
+            case AtaCommands.ReadSectors or AtaCommands.ReadSectorsExt:
+                error = Read(ata, volume, link, data);
+                if (error == 0)
+                    dataLength = ata.SectorCount * AoeProtocol.SectorSize;
+                break;
+            case AtaCommands.WriteSectors or AtaCommands.WriteSectorsExt:
+                var payload = frame[AoeProtocol.AtaHeaderLength..];
+                error = ValidateWrite(ata, volume, link, payload);
+                if (error != 0)
+                    break;
+                // Only valid writes enter the cache: a malformed frame reusing a tag must not shadow the real one.
+                var key = new ReplyCache.Key(header.Source, header.Tag, volume.Shelf, volume.Slot, ata.SectorCount, ata.Lba,
+                    payload.Length >= sizeof(ulong) ? BitConverter.ToUInt64(payload) : 0);
+                switch (_replyCache.Begin(key, out var cachedError))
+                {
+                    case ReplyCache.Lookup.InProgress:
+                        Interlocked.Increment(ref Counters.DuplicatesAnswered);
+                        return; // the original is still being applied; the initiator retransmits and then finds it done
+                    case ReplyCache.Lookup.Done:
+                        Interlocked.Increment(ref Counters.DuplicatesAnswered);
+                        error = cachedError;
+                        break;
+                    default:
+                        error = Write(ata, volume, payload);
+                        _replyCache.Complete(key, error);
+                        break;
+                }
+                break;
+            case AtaCommands.IdentifyDevice:
+                volume.Identify.CopyTo(data);
+                dataLength = IdentifyDevice.Length;
+                error = 0;
+                break;
+            case AtaCommands.CheckPowerMode:
+                reply[26] = PowerModeActive;
+                error = 0;
+                break;
+            case AtaCommands.FlushCache or AtaCommands.FlushCacheExt:
+                error = Flush(volume);
+                break;
+            default:
+                Interlocked.Increment(ref Counters.UnsupportedAta);
+                error = AtaStatus.Abort;
+                break;
+        }
+
+        reply[25] = error;
+        reply[27] = StatusFor(error);
+        Commit(ref sink, reply, AoeProtocol.AtaHeaderLength + dataLength);
+    }
+
+    private static byte StatusFor(byte error) => error == 0 ? AtaStatus.Ready : (byte)(AtaStatus.Ready | AtaStatus.Error);
+
+    /// <summary>Returns the ATA error register: 0 on success.</summary>
+    private byte Read(in AtaHeader ata, ExportedVolume volume, in LinkInfo link, Span<byte> data)
+    {
+        var count = ata.SectorCount;
+        if (count > link.MaxSectors)
+        {
+            Interlocked.Increment(ref Counters.TooManySectors);
+            return AtaStatus.Abort;
+        }
+        if (ata.Lba + count > volume.Sectors)
+        {
+            Interlocked.Increment(ref Counters.OutOfRange);
+            return AtaStatus.IdNotFound;
+        }
+        try
+        {
+            volume.Store.Read(data[..(count * AoeProtocol.SectorSize)], (long)ata.Lba * AoeProtocol.SectorSize);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            // The medium failed (or the volume was just replaced): the initiator gets UNC and decides; the target keeps serving.
+            Interlocked.Increment(ref Counters.IoErrors);
+            return AtaStatus.Uncorrectable;
+        }
+        Interlocked.Add(ref Counters.SectorsRead, count);
+        return 0;
+    }
+
+    private byte ValidateWrite(in AtaHeader ata, ExportedVolume volume, in LinkInfo link, ReadOnlySpan<byte> payload)
+    {
+        var count = ata.SectorCount;
+        if (count > link.MaxSectors || payload.Length < count * AoeProtocol.SectorSize)
+        {
+            // Never infer the data length from the frame: a count the frame does not carry is refused whole.
+            Interlocked.Increment(ref Counters.TooManySectors);
+            return AtaStatus.Abort;
+        }
+        if (volume.ReadOnly)
+        {
+            Interlocked.Increment(ref Counters.BadArgument);
+            return AtaStatus.Abort;
+        }
+        if (ata.Lba + count > volume.Sectors)
+        {
+            Interlocked.Increment(ref Counters.OutOfRange);
+            return AtaStatus.IdNotFound;
+        }
+        return 0;
+    }
+
+    private byte Write(in AtaHeader ata, ExportedVolume volume, ReadOnlySpan<byte> payload)
+    {
+        var count = ata.SectorCount;
+        try
+        {
+            volume.Store.Write(payload[..(count * AoeProtocol.SectorSize)], (long)ata.Lba * AoeProtocol.SectorSize);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            // ENOSPC on a sparse file lands here too: the write is refused and reported, nothing else is touched.
+            Interlocked.Increment(ref Counters.IoErrors);
+            return AtaStatus.Uncorrectable;
+        }
+        Interlocked.Add(ref Counters.SectorsWritten, count);
+        return 0;
+    }
+
+    private byte Flush(ExportedVolume volume)
+    {
+        Interlocked.Increment(ref Counters.Flushes);
+        try
+        {
+            volume.Store.Flush();
+            return 0;
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            Interlocked.Increment(ref Counters.IoErrors);
+            return AtaStatus.Abort;
+        }
+    }
+}

@@ -1,0 +1,19 @@
+namespace XenAoe.Target;
+
+public sealed class TargetOptions
+{
+    /// <summary>
+    /// Outstanding frames advertised in config replies. Honest only if every NIC's sockets can queue this many full frames:
+    /// the NIC server sizes its receive buffers from it. Linux caps its window at 128.
+    /// </summary>
+    public ushort BufferCount { get; set; } = 128;
+
+    /// <summary>Reported in config replies.</summary>
+    public ushort FirmwareVersion { get; set; } = 0x0100;
+
+    /// <summary>Receive threads per NIC (each its own socket in a PACKET_FANOUT group), so a slow disk I/O does not stall the NIC.</summary>
+    public int WorkersPerInterface { get; set; } = 2;
+
+    /// <summary>Frames taken per recvmmsg call.</summary>
+    public int BatchSize { get; set; } = 32;
+}
