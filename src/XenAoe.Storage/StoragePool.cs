@@ -6,8 +6,21 @@ using XenAoe.Aoe;
 
 namespace XenAoe.Storage;
 
-/// <summary>A pool operation refused for a reason the user can act on (bad name, taken address, ...).</summary>
-public sealed class StorageException(string message) : Exception(message);
+public enum StorageError
+{
+    /// <summary>The request itself is wrong: a bad name, size or address.</summary>
+    Invalid,
+    NotFound,
+
+    /// <summary>The request clashes with existing state: a taken name or address, a reserved volume, a pool in use.</summary>
+    Conflict,
+}
+
+/// <summary>A pool operation refused for a reason the user can act on.</summary>
+public sealed class StorageException(string message, StorageError error = StorageError.Invalid) : Exception(message)
+{
+    public StorageError Error { get; } = error;
+}
 
 /// <summary>
 /// A directory of volumes: <c>NAME.img</c> holds the data (unless the volume names a block device) and <c>NAME.json</c>
@@ -43,7 +56,7 @@ public sealed partial class StoragePool : IDisposable
         if (Interop.FLock(handle, Interop.LockExclusive | Interop.LockNonBlocking) != 0)
         {
             handle.Dispose();
-            throw new StorageException($"pool {directory} is in use by another process (a running disk daemon?)");
+            throw new StorageException($"pool {directory} is in use by another process (a running disk daemon?)", StorageError.Conflict);
         }
         var pool = new StoragePool(directory, handle);
         pool.Load();
@@ -51,7 +64,7 @@ public sealed partial class StoragePool : IDisposable
     }
 
     public VolumeSpec Get(string name) =>
-        _volumes.TryGetValue(name, out var spec) ? spec : throw new StorageException($"no volume '{name}' in pool {Directory}");
+        _volumes.TryGetValue(name, out var spec) ? spec : throw new StorageException($"no volume '{name}' in pool {Directory}", StorageError.NotFound);
 
     public string DataPath(VolumeSpec spec) => spec.Device ?? System.IO.Path.Combine(Directory, spec.Name + ".img");
 
@@ -60,7 +73,7 @@ public sealed partial class StoragePool : IDisposable
     {
         ValidateName(spec.Name);
         if (_volumes.ContainsKey(spec.Name))
-            throw new StorageException($"volume '{spec.Name}' already exists");
+            throw new StorageException($"volume '{spec.Name}' already exists", StorageError.Conflict);
         ValidateAddress(spec.Shelf, spec.Slot, spec.Name);
         if (spec.Device is { } device)
         {
@@ -72,7 +85,7 @@ public sealed partial class StoragePool : IDisposable
             ValidateSize(spec.SizeBytes);
             var path = DataPath(spec);
             if (File.Exists(path))
-                throw new StorageException($"{path} already exists; remove it or choose another name");
+                throw new StorageException($"{path} already exists; remove it or choose another name", StorageError.Conflict);
             using var file = File.Open(path, FileMode.CreateNew, FileAccess.ReadWrite);
             file.SetLength(spec.SizeBytes);
         }
@@ -153,7 +166,7 @@ public sealed partial class StoragePool : IDisposable
         if (shelf == AoeProtocol.BroadcastShelf || slot == AoeProtocol.BroadcastSlot)
             throw new StorageException($"e{shelf}.{slot} is a broadcast address; shelf must be below 65535 and slot below 255");
         if (_volumes.Values.FirstOrDefault(v => v.Shelf == shelf && v.Slot == slot && v.Name != name) is { } other)
-            throw new StorageException($"address e{shelf}.{slot} is already used by volume '{other.Name}'");
+            throw new StorageException($"address e{shelf}.{slot} is already used by volume '{other.Name}'", StorageError.Conflict);
     }
 
     private static void ValidateName(string name)

@@ -174,6 +174,25 @@ public sealed partial class TargetEngine
         Commit(ref sink, reply, AoeProtocol.ReserveHeaderLength + reservation.Length * MacAddress.Length);
     }
 
+    /// <summary>Force-sets the reservation from the management side (fencing); throws when the change cannot be saved.</summary>
+    public void SetReservation(ExportedVolume volume, IReadOnlyList<MacAddress> holders) => ManagementUpdate(volume, reservation: [.. holders.Distinct()]);
+
+    /// <summary>Replaces the MAC mask from the management side; throws when the change cannot be saved.</summary>
+    public void SetMacMask(ExportedVolume volume, IReadOnlyList<MacAddress> macs) => ManagementUpdate(volume, mask: [.. macs.Distinct()]);
+
+    /// <summary>Force-sets the config string from the management side; throws when the change cannot be saved.</summary>
+    public void SetConfigString(ExportedVolume volume, byte[] value) => ManagementUpdate(volume, config: value);
+
+    private void ManagementUpdate(ExportedVolume volume, MacAddress[]? mask = null, MacAddress[]? reservation = null, byte[]? config = null)
+    {
+        if (mask?.Length > MaxMacList || reservation?.Length > MaxMacList)
+            throw new StorageException($"at most {MaxMacList} MAC addresses fit a list");
+        if (config?.Length > AoeProtocol.MaxConfigStringLength)
+            throw new StorageException($"a config string holds at most {AoeProtocol.MaxConfigStringLength} bytes");
+        lock (volume.Sync)
+            volume.Update(_persist, mask, reservation, config);
+    }
+
     /// <summary>Persists a runtime-state change; a failed save (full disk, I/O error) refuses the command and changes nothing.</summary>
     private AoeError TryUpdate(ExportedVolume volume, MacAddress[]? mask = null, MacAddress[]? reservation = null, byte[]? config = null)
     {

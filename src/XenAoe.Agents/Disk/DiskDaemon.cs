@@ -1,0 +1,51 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using XenAoe.Storage;
+
+namespace XenAoe.Agents.Disk;
+
+/// <summary>Runs a disk server: the pool (locked for this process), its AoE targets on every storage NIC, and the local API.</summary>
+public static class DiskDaemon
+{
+    public static async Task RunAsync(DiskServerOptions options, CancellationToken ct = default)
+    {
+        options.Validate();
+        using var pool = StoragePool.Open(options.PoolDirectory);
+        using var admin = new DiskAdministrator(pool, options.Target);
+        var socket = options.ApiSocket ?? DiskApiClient.SocketPath(options.PoolDirectory);
+        File.Delete(socket); // a stale socket from a crashed daemon; the pool lock proves no live daemon owns it
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(socket));
+        builder.Services.Configure<JsonOptions>(o =>
+        {
+            o.SerializerOptions.TypeInfoResolverChain.Insert(0, StorageJsonContext.Default);
+            o.SerializerOptions.TypeInfoResolverChain.Insert(1, DiskApiJsonContext.Default);
+        });
+        builder.Services.AddSingleton(admin);
+        builder.Services.AddSingleton(options);
+        builder.Services.AddHostedService<DiskServer>();
+
+        await using var app = builder.Build();
+        DiskApi.Map(app, admin);
+        try
+        {
+            await app.RunAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(socket);
+        }
+    }
+}
