@@ -57,7 +57,7 @@ internal static class DiskCommands
         var size = new Option<string>("--size", "-s") { Description = "Size, e.g. 64M, 10GiB (not with --device)" };
         var readOnly = new Option<bool>("--read-only") { Description = "Refuse writes" };
         var writeBack = new Option<bool>("--write-back") { Description = "Acknowledge writes before they are durable (only for battery-backed servers); FLUSH makes them durable" };
-        var device = new Option<string>("--device") { Description = "Use this block device instead of a file in the pool" };
+        var device = new Option<string>("--device") { Description = "Serve this block device or existing image file (adopted as is, never deleted) instead of a new file in the pool" };
         var create = new Command("create", "Create a volume") { name, Pool, address, size, readOnly, writeBack, device };
         create.SetAction((parse, ct) => Guard(async () =>
         {

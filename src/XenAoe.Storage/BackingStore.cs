@@ -30,7 +30,8 @@ public sealed class BackingStore : IDisposable
     public bool ReadOnly { get; }
     public WriteCacheMode WriteCache { get; }
 
-    public static BackingStore Open(string path, bool readOnly, WriteCacheMode mode, bool isDevice)
+    /// <summary>Opens a block device (sized by BLKGETSIZE64) or a regular file (sized by its length).</summary>
+    public static BackingStore Open(string path, bool readOnly, WriteCacheMode mode)
     {
         var flags = (readOnly ? Interop.ORdOnly : Interop.ORdWr) | Interop.OCloexec
             | (mode == WriteCacheMode.WriteThrough && !readOnly ? Interop.ODsync : 0);
@@ -38,21 +39,8 @@ public sealed class BackingStore : IDisposable
         if (fd < 0)
             ThrowIo($"cannot open {path}", Marshal.GetLastPInvokeError());
         var handle = new SafeFileHandle(fd, ownsHandle: true);
-        long length;
-        if (isDevice)
-        {
-            if (Interop.IoctlGetSize(handle, Interop.BlkGetSize64, out var size) != 0)
-            {
-                var errno = Marshal.GetLastPInvokeError();
-                handle.Dispose();
-                ThrowIo($"{path} is not a block device", errno);
-            }
-            length = (long)size;
-        }
-        else
-        {
-            length = RandomAccess.GetLength(handle);
-        }
+        // BLKGETSIZE64 answers only for block devices (ENOTTY otherwise); a file's size is its length.
+        var length = Interop.IoctlGetSize(handle, Interop.BlkGetSize64, out var size) == 0 ? (long)size : RandomAccess.GetLength(handle);
         return new BackingStore(handle, path, length & ~511L, readOnly, mode);
     }
 

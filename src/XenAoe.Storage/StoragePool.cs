@@ -68,7 +68,10 @@ public sealed partial class StoragePool : IDisposable
 
     public string DataPath(VolumeSpec spec) => spec.Device ?? System.IO.Path.Combine(Directory, spec.Name + ".img");
 
-    /// <summary>Creates a volume: a sparse file of <see cref="VolumeSpec.SizeBytes"/>, or adopts <see cref="VolumeSpec.Device"/> with its own size.</summary>
+    /// <summary>
+    /// Creates a volume: a sparse file of <see cref="VolumeSpec.SizeBytes"/> in the pool, or adopts <see cref="VolumeSpec.Device"/>
+    /// (a block device, or an existing image file such as one vblade served) with its own size. Adopted data is never deleted by the pool.
+    /// </summary>
     public VolumeSpec Create(VolumeSpec spec)
     {
         ValidateName(spec.Name);
@@ -77,7 +80,7 @@ public sealed partial class StoragePool : IDisposable
         ValidateAddress(spec.Shelf, spec.Slot, spec.Name);
         if (spec.Device is { } device)
         {
-            using var store = BackingStore.Open(device, readOnly: true, WriteCacheMode.WriteBack, isDevice: true);
+            using var store = BackingStore.Open(device, readOnly: true, WriteCacheMode.WriteBack);
             spec = spec with { SizeBytes = store.Length };
         }
         else
@@ -98,7 +101,7 @@ public sealed partial class StoragePool : IDisposable
     {
         var spec = Get(name);
         if (spec.Device is not null)
-            throw new StorageException($"volume '{name}' is the block device {spec.Device}; resize the device instead");
+            throw new StorageException($"volume '{name}' is backed by {spec.Device}, which the pool does not own; resize that instead");
         ValidateSize(sizeBytes);
         if (sizeBytes < spec.SizeBytes && !allowShrink)
             throw new StorageException($"shrinking '{name}' from {spec.SizeBytes} to {sizeBytes} bytes discards data; confirm with --shrink");
@@ -136,7 +139,7 @@ public sealed partial class StoragePool : IDisposable
     }
 
     public BackingStore OpenData(VolumeSpec spec) =>
-        BackingStore.Open(DataPath(spec), spec.ReadOnly, spec.WriteCache, isDevice: spec.Device is not null);
+        BackingStore.Open(DataPath(spec), spec.ReadOnly, spec.WriteCache);
 
     public void Dispose() => _lock.Dispose();
 

@@ -26,7 +26,7 @@ public sealed record VolumeSpec
     [JsonConverter(typeof(JsonStringEnumConverter<WriteCacheMode>))]
     public WriteCacheMode WriteCache { get; init; } = WriteCacheMode.WriteThrough;
 
-    /// <summary>A raw block device holding the data instead of <c>NAME.img</c> in the pool directory.</summary>
+    /// <summary>A block device or an existing image file holding the data instead of <c>NAME.img</c> in the pool directory.</summary>
     public string? Device { get; init; }
 
     /// <summary>The AoE config string, base64 (it is bytes, not text, on the wire).</summary>
