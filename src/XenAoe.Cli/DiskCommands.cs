@@ -31,7 +31,7 @@ internal static class DiskCommands
     {
         var interfaces = new Option<string[]>("--interface", "-i") { Description = "Storage NIC to serve on (repeat for each)", Required = true, AllowMultipleArgumentsPerToken = false };
         var buffers = new Option<ushort>("--buffers") { Description = "Outstanding frames advertised to initiators (really queued)", DefaultValueFactory = _ => 128 };
-        var workers = new Option<int>("--workers") { Description = "Receive threads per NIC", DefaultValueFactory = _ => 2 };
+        var workers = new Option<int>("--workers") { Description = "Receive threads per NIC (default: 2, or 1 on a single usable CPU)", DefaultValueFactory = _ => new TargetOptions().WorkersPerInterface };
         var batch = new Option<int>("--batch") { Description = "Frames per recvmmsg/sendmmsg", DefaultValueFactory = _ => 32 };
         var command = new Command("serve", "Run the disk server in the foreground until SIGINT/SIGTERM") { Pool, interfaces, buffers, workers, batch };
         command.SetAction((parse, ct) => Guard(() => DiskDaemon.RunAsync(new DiskServerOptions

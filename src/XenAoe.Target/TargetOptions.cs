@@ -11,8 +11,11 @@ public sealed class TargetOptions
     /// <summary>Reported in config replies.</summary>
     public ushort FirmwareVersion { get; set; } = 0x0100;
 
-    /// <summary>Receive threads per NIC (each its own socket in a PACKET_FANOUT group), so a slow disk I/O does not stall the NIC.</summary>
-    public int WorkersPerInterface { get; set; } = 2;
+    /// <summary>
+    /// Receive threads per NIC (each its own socket in a PACKET_FANOUT group), so a slow disk I/O does not stall the NIC.
+    /// Defaults to 2, or 1 when the process may use only one CPU (taskset): two workers on one core only add context switches.
+    /// </summary>
+    public int WorkersPerInterface { get; set; } = Math.Min(2, Environment.ProcessorCount);
 
     /// <summary>Frames taken per recvmmsg call.</summary>
     public int BatchSize { get; set; } = 32;
