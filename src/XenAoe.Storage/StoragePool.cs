@@ -59,7 +59,15 @@ public sealed partial class StoragePool : IDisposable
             throw new StorageException($"pool {directory} is in use by another process (a running disk daemon?)", StorageError.Conflict);
         }
         var pool = new StoragePool(directory, handle);
-        pool.Load();
+        try
+        {
+            pool.Load();
+        }
+        catch
+        {
+            pool.Dispose();
+            throw;
+        }
         return pool;
     }
 
