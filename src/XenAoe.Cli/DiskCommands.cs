@@ -33,7 +33,8 @@ internal static class DiskCommands
         var buffers = new Option<ushort>("--buffers") { Description = "Outstanding frames advertised to initiators (really queued)", DefaultValueFactory = _ => 128 };
         var workers = new Option<int>("--workers") { Description = "Receive threads per NIC (default: 2, or 1 on a single usable CPU)", DefaultValueFactory = _ => new TargetOptions().WorkersPerInterface };
         var batch = new Option<int>("--batch") { Description = "Frames per recvmmsg/sendmmsg", DefaultValueFactory = _ => 32 };
-        var command = new Command("serve", "Run the disk server in the foreground until SIGINT/SIGTERM") { Pool, interfaces, buffers, workers, batch };
+        var spin = new Option<int>("--spin-us") { Description = "Microseconds a worker polls for the next frame after a batch before sleeping (0: never poll)", DefaultValueFactory = _ => 50 };
+        var command = new Command("serve", "Run the disk server in the foreground until SIGINT/SIGTERM") { Pool, interfaces, buffers, workers, batch, spin };
         command.SetAction((parse, ct) => Guard(() => DiskDaemon.RunAsync(new DiskServerOptions
         {
             PoolDirectory = parse.GetValue(Pool)!,
@@ -43,6 +44,7 @@ internal static class DiskCommands
                 BufferCount = parse.GetValue(buffers),
                 WorkersPerInterface = parse.GetValue(workers),
                 BatchSize = parse.GetValue(batch),
+                SpinAfterBusy = TimeSpan.FromMicroseconds(parse.GetValue(spin)),
             },
         }, ct)));
         return command;

@@ -42,7 +42,7 @@ public sealed record PacketSocketOptions
     public int SendBufferBytes { get; init; } = 4 << 20;
 
     /// <summary>
-    /// Longest a <see cref="PacketSocket.Receive"/> blocks when nothing arrives (SO_RCVTIMEO), 200 ms by default; a worker
+    /// Longest a <see cref="PacketSocket.Receive(PacketBatch)"/> blocks when nothing arrives (SO_RCVTIMEO), 200 ms by default; a worker
     /// observes cancellation at least this often. Must be positive.
     /// </summary>
     public TimeSpan ReceiveTimeout { get; init; } = TimeSpan.FromMilliseconds(200);

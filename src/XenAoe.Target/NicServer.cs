@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using XenAoe.Aoe;
 using XenAoe.Net;
 
@@ -83,12 +84,21 @@ public sealed class NicServer : IDisposable
         // Room for one reply per request plus broadcast discovery fan-out; a full batch is flushed early.
         using var replies = new PacketBatch(_options.BatchSize * 2, Link.FrameSize);
         var sink = new BatchSink(replies, socket, _engine.Counters);
+        var spinTicks = (long)(_options.SpinAfterBusy.TotalSeconds * Stopwatch.Frequency);
         while (!_stopping)
         {
             var count = socket.Receive(received);
-            for (var i = 0; i < count; i++)
-                _engine.Handle(received.Frame(i), Link, ref sink);
-            sink.Flush();
+            while (count > 0)
+            {
+                for (var i = 0; i < count; i++)
+                    _engine.Handle(received.Frame(i), Link, ref sink);
+                sink.Flush();
+                count = socket.ReceiveNow(received);
+                // The initiator's next request usually arrives within one round trip: polling that long is cheaper than
+                // sleeping in recvmmsg and paying a wake-up per request (measured at queue depth 1 in benchmarks/aoe-target).
+                for (var deadline = Stopwatch.GetTimestamp() + spinTicks; count == 0 && Stopwatch.GetTimestamp() < deadline;)
+                    count = socket.ReceiveNow(received);
+            }
         }
     }
 

@@ -23,6 +23,8 @@ public sealed class DiskServerOptions
             throw new ArgumentException("workers per interface must be 1..64");
         if (Target.BatchSize is < 1 or > 1024)
             throw new ArgumentException("batch size must be 1..1024");
+        if (Target.SpinAfterBusy < TimeSpan.Zero || Target.SpinAfterBusy > TimeSpan.FromMilliseconds(10))
+            throw new ArgumentException("spin must be 0..10000 microseconds");
         if (Target.BufferCount < 1)
             throw new ArgumentException("buffer count must be at least 1");
     }
