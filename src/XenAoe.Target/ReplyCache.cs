@@ -1,9 +1,11 @@
+using System.Runtime.Intrinsics;
 using XenAoe.Aoe;
 
 namespace XenAoe.Target;
 
 /// <summary>
-/// Recent write outcomes keyed by (initiator MAC, tag, target, LBA, count, first 8 data bytes), so a retransmitted write is answered from here instead of
+/// Recent write outcomes keyed by (initiator MAC, tag, target, LBA, count, fingerprint of the whole payload), so a retransmitted write
+/// (byte-identical to its original) is answered from here instead of
 /// being applied again after a later write to the same sectors. Direct-mapped and fixed-size: no allocation, a collision simply evicts.
 /// An entry is marked in-progress before the write starts, so a duplicate that races the original on another worker is dropped
 /// (the initiator retransmits again and then finds the finished entry). Entries expire after <see cref="Lifetime"/>, so an initiator
@@ -78,9 +80,54 @@ public sealed class ReplyCache
         }
     }
 
-    public readonly record struct Key(MacAddress Initiator, uint Tag, ushort Shelf, byte Slot, byte Count, ulong Lba, ulong DataHead)
+    public readonly record struct Key(MacAddress Initiator, uint Tag, ushort Shelf, byte Slot, byte Count, ulong Lba, ulong Fingerprint)
     {
         public int Hash() => (int)(uint)HashCode.Combine(Initiator.Value, Tag, Shelf, Slot, Lba);
+    }
+
+    /// <summary>
+    /// A position-sensitive checksum of a whole payload (Fletcher-style running sums over 64-bit lanes, vectorised): a new write
+    /// that reuses a tag for the same sectors within the lifetime differs in its data and so is never taken for a retransmission.
+    /// About 0.1 ns per byte, against the microseconds a write costs.
+    /// </summary>
+    public static ulong Fingerprint(ReadOnlySpan<byte> data)
+    {
+        var lanes = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(data);
+        var sum = Vector256<ulong>.Zero;
+        var running = Vector256<ulong>.Zero;
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i + 4 <= lanes.Length; i += 4)
+            {
+                sum += Vector256.Create(lanes.Slice(i, 4));
+                running += sum;
+            }
+        }
+        ulong a = 0, b = 0;
+        for (; i < lanes.Length; i++)
+        {
+            a += lanes[i];
+            b += a;
+        }
+        foreach (var tail in data[(lanes.Length * 8)..])
+        {
+            a += tail;
+            b += a;
+        }
+        ulong h = (ulong)data.Length;
+        for (var lane = 0; lane < 4; lane++)
+            h = Mix(Mix(h ^ sum[lane]) ^ running[lane]);
+        return Mix(Mix(h ^ a) ^ b);
+    }
+
+    private static ulong Mix(ulong x)
+    {
+        x ^= x >> 33;
+        x *= 0xff51afd7ed558ccdUL;
+        x ^= x >> 33;
+        x *= 0xc4ceb9fe1a85ec53UL;
+        return x ^ x >> 33;
     }
 
     private struct Entry

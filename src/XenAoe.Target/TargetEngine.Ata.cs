@@ -48,7 +48,7 @@ public sealed partial class TargetEngine
                     break;
                 // Only valid writes enter the cache: a malformed frame reusing a tag must not shadow the real one.
                 var key = new ReplyCache.Key(header.Source, header.Tag, volume.Shelf, volume.Slot, ata.SectorCount, ata.Lba,
-                    payload.Length >= sizeof(ulong) ? BitConverter.ToUInt64(payload) : 0);
+                    ReplyCache.Fingerprint(payload[..(ata.SectorCount * AoeProtocol.SectorSize)]));
                 switch (_replyCache.Begin(key, out var cachedError))
                 {
                     case ReplyCache.Lookup.InProgress:

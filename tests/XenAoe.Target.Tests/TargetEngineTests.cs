@@ -257,6 +257,19 @@ public sealed class TargetEngineTests : IDisposable
     }
 
     [Fact]
+    public void A_new_write_that_reuses_a_tag_with_different_data_is_applied()
+    {
+        var first = Enumerable.Repeat((byte)1, 512).ToArray();
+        var second = (byte[])first.Clone();
+        second[^1] = 2; // same first bytes, same tag, same LBA: only the payload tells them apart
+        SendOne(Frames.Ata(AtaCommands.WriteSectorsExt, 20, 1, data: first, tag: 0x8000_0200));
+        SendOne(Frames.Ata(AtaCommands.WriteSectorsExt, 20, 1, data: second, tag: 0x8000_0200));
+        Assert.Equal(0, _engine.Counters.DuplicatesAnswered);
+        var read = SendOne(Frames.Ata(AtaCommands.ReadSectorsExt, 20, 1, tag: 0x8000_0201));
+        Assert.Equal(second, read.AsSpan(36, 512).ToArray());
+    }
+
+    [Fact]
     public void A_state_change_that_cannot_be_saved_is_refused_and_changes_nothing()
     {
         var engine = new TargetEngine(new TargetOptions(), _ => throw new IOException("disk full"));
