@@ -35,7 +35,7 @@ internal static class DiskCommands
         var batch = new Option<int>("--batch") { Description = "Frames per recvmmsg/sendmmsg", DefaultValueFactory = _ => 32 };
         var spin = new Option<int>("--spin-us") { Description = "Microseconds a worker polls for the next frame after a batch before sleeping (0: never poll)", DefaultValueFactory = _ => 50 };
         var command = new Command("serve", "Run the disk server in the foreground until SIGINT/SIGTERM") { Pool, interfaces, buffers, workers, batch, spin };
-        command.SetAction((parse, ct) => Guard(() => DiskDaemon.RunAsync(new DiskServerOptions
+        command.SetAction((parse, ct) => CommandErrors.Guard(() => DiskDaemon.RunAsync(new DiskServerOptions
         {
             PoolDirectory = parse.GetValue(Pool)!,
             Interfaces = parse.GetValue(interfaces)!,
@@ -61,7 +61,7 @@ internal static class DiskCommands
         var writeBack = new Option<bool>("--write-back") { Description = "Acknowledge writes before they are durable (only for battery-backed servers); FLUSH makes them durable" };
         var device = new Option<string>("--device") { Description = "Serve this block device or existing image file (adopted as is, never deleted) instead of a new file in the pool" };
         var create = new Command("create", "Create a volume") { name, Pool, address, size, readOnly, writeBack, device };
-        create.SetAction((parse, ct) => Guard(async () =>
+        create.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
             var deviceValue = parse.GetValue(device);
             var sizeText = parse.GetValue(size);
@@ -83,7 +83,7 @@ internal static class DiskCommands
         }));
 
         var list = new Command("list", "List volumes") { Pool, Json };
-        list.SetAction((parse, ct) => Guard(async () =>
+        list.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
             using var volumes = Open(parse);
             Print(parse, await volumes.Value.ListAsync(ct));
@@ -92,7 +92,7 @@ internal static class DiskCommands
         var newSize = new Option<string>("--size", "-s") { Description = "New size", Required = true };
         var shrink = new Option<bool>("--shrink") { Description = "Allow shrinking (discards data past the new end)" };
         var resize = new Command("resize", "Grow (or with --shrink, shrink) a file-backed volume") { name, Pool, newSize, shrink, Json };
-        resize.SetAction((parse, ct) => Guard(async () =>
+        resize.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
             using var volumes = Open(parse);
             Print(parse, [await volumes.Value.ResizeAsync(parse.GetValue(name)!, Sizes.Parse(parse.GetValue(newSize)!), parse.GetValue(shrink), ct)]);
@@ -100,7 +100,7 @@ internal static class DiskCommands
 
         var force = new Option<bool>("--force") { Description = "Delete even if a host holds the reservation" };
         var delete = new Command("delete", "Delete a volume and its data") { name, Pool, force };
-        delete.SetAction((parse, ct) => Guard(async () =>
+        delete.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
             using var volumes = Open(parse);
             await volumes.Value.DeleteAsync(parse.GetValue(name)!, parse.GetValue(force), ct);
@@ -109,20 +109,20 @@ internal static class DiskCommands
 
         var macs = new Option<string[]>("--mac") { Description = "MAC address (repeat; none clears the list)" };
         var reserve = new Command("reserve", "Force-set the AoE reservation to these MACs (none releases it)") { name, Pool, macs, Json };
-        reserve.SetAction((parse, ct) => Guard(async () =>
+        reserve.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
             using var volumes = Open(parse);
             Print(parse, [await volumes.Value.SetReservationAsync(parse.GetValue(name)!, ParseMacs(parse.GetValue(macs)), ct)]);
         }));
         var mask = new Command("mask", "Set the MAC mask: only these MACs may talk to the target (none admits all)") { name, Pool, macs, Json };
-        mask.SetAction((parse, ct) => Guard(async () =>
+        mask.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
             using var volumes = Open(parse);
             Print(parse, [await volumes.Value.SetMacMaskAsync(parse.GetValue(name)!, ParseMacs(parse.GetValue(macs)), ct)]);
         }));
         var value = new Option<string>("--value") { Description = "Config string (at most 1024 bytes)", Required = true };
         var config = new Command("config", "Force-set the AoE config string") { name, Pool, value, Json };
-        config.SetAction((parse, ct) => Guard(async () =>
+        config.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
             using var volumes = Open(parse);
             Print(parse, [await volumes.Value.SetConfigStringAsync(parse.GetValue(name)!, parse.GetValue(value)!, ct)]);
@@ -136,7 +136,7 @@ internal static class DiskCommands
     private static Command Counters()
     {
         var command = new Command("counters", "Show what the running disk server has seen (frames, errors, sectors)") { Pool, Json };
-        command.SetAction((parse, ct) => Guard(async () =>
+        command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
             using var volumes = Open(parse);
             var counters = await volumes.Value.CountersAsync(ct);
@@ -190,21 +190,6 @@ internal static class DiskCommands
             s.MacMask.Count == 0 ? "any" : string.Join(",", s.MacMask),
             s.ConfigString.Length == 0 ? "-" : System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(s.ConfigString)),
         ]));
-    }
-
-    /// <summary>Runs a command body, turning refusals into one line on stderr and exit code 1.</summary>
-    private static async Task<int> Guard(Func<Task> body)
-    {
-        try
-        {
-            await body();
-            return 0;
-        }
-        catch (Exception e) when (e is StorageException or ArgumentException or FormatException or IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 1;
-        }
     }
 
     private sealed class Owned<T>(T value, IDisposable owner) : IDisposable

@@ -1,10 +1,9 @@
 using System.Runtime.Intrinsics;
-using XenAoe.Aoe;
 
 namespace XenAoe.Target;
 
 /// <summary>
-/// Recent write outcomes keyed by (initiator MAC, tag, target, LBA, count, fingerprint of the whole payload), so a retransmitted write
+/// Recent write outcomes keyed by (tag, target, LBA, count, fingerprint of the whole payload), so a retransmitted write
 /// (byte-identical to its original) is answered from here instead of
 /// being applied again after a later write to the same sectors. Direct-mapped and fixed-size: no allocation, a collision simply evicts.
 /// An entry is marked in-progress before the write starts, so a duplicate that races the original on another worker is dropped
@@ -80,9 +79,9 @@ public sealed class ReplyCache
         }
     }
 
-    public readonly record struct Key(MacAddress Initiator, uint Tag, ushort Shelf, byte Slot, byte Count, ulong Lba, ulong Fingerprint)
+    public readonly record struct Key(uint Tag, ushort Shelf, byte Slot, byte Count, ulong Lba, ulong Fingerprint)
     {
-        public int Hash() => (int)(uint)HashCode.Combine(Initiator.Value, Tag, Shelf, Slot, Lba);
+        public int Hash() => (int)(uint)HashCode.Combine(Tag, Shelf, Slot, Lba);
     }
 
     /// <summary>

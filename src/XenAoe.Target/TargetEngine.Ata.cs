@@ -47,7 +47,7 @@ public sealed partial class TargetEngine
                 if (error != 0)
                     break;
                 // Only valid writes enter the cache: a malformed frame reusing a tag must not shadow the real one.
-                var key = new ReplyCache.Key(header.Source, header.Tag, volume.Shelf, volume.Slot, ata.SectorCount, ata.Lba,
+                var key = new ReplyCache.Key(header.Tag, volume.Shelf, volume.Slot, ata.SectorCount, ata.Lba,
                     ReplyCache.Fingerprint(payload[..(ata.SectorCount * AoeProtocol.SectorSize)]));
                 switch (_replyCache.Begin(key, out var cachedError))
                 {

@@ -257,6 +257,19 @@ public sealed class TargetEngineTests : IDisposable
     }
 
     [Fact]
+    public void A_write_resent_from_another_nic_of_a_multipath_initiator_is_not_applied_again()
+    {
+        var first = Enumerable.Repeat((byte)3, 512).ToArray();
+        var original = Frames.Ata(AtaCommands.WriteSectorsExt, 30, 1, data: first, tag: 0x8000_0300, source: Frames.HostA);
+        SendOne(original);
+        SendOne(Frames.Ata(AtaCommands.WriteSectorsExt, 30, 1, data: new byte[512], tag: 0x8000_0301, source: Frames.HostA));
+        SendOne(Frames.Ata(AtaCommands.WriteSectorsExt, 30, 1, data: first, tag: 0x8000_0300, source: Frames.HostB));
+        Assert.Equal(1, _engine.Counters.DuplicatesAnswered);
+        var read = SendOne(Frames.Ata(AtaCommands.ReadSectorsExt, 30, 1, tag: 0x8000_0302));
+        Assert.All(read.AsSpan(36, 512).ToArray(), b => Assert.Equal(0, b));
+    }
+
+    [Fact]
     public void A_new_write_that_reuses_a_tag_with_different_data_is_applied()
     {
         var first = Enumerable.Repeat((byte)1, 512).ToArray();

@@ -1,0 +1,198 @@
+using XenAoe.Aoe;
+using XenAoe.Block;
+using XenAoe.Initiator;
+using XenAoe.Mirror;
+
+namespace XenAoe.Agents.Host;
+
+public sealed class MirrorDataPathOptions
+{
+    /// <summary>Storage NICs of this CPU server; every one is a path to every leg.</summary>
+    public required IReadOnlyList<string> Interfaces { get; init; }
+
+    /// <summary>The two legs: distinct AoE addresses on two different disk servers.</summary>
+    public required IReadOnlyList<AoeAddress> Legs { get; init; }
+
+    /// <summary>Assemble with one leg when the other does not answer (the caller knows the present leg is current).</summary>
+    public bool AllowDegraded { get; init; }
+
+    /// <summary>Force-set the reservation even if another host holds it: only once that host is known dead or fenced.</summary>
+    public bool TakeOver { get; init; }
+
+    public MirrorOptions Mirror { get; init; } = new();
+
+    /// <summary>How often a failed leg is probed to be taken back.</summary>
+    public TimeSpan LegRetryInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    public TimeSpan PathTimeout { get; init; } = TimeSpan.FromSeconds(3);
+    public TimeSpan DeviceTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    public Action<string> Log { get; init; } = _ => { };
+}
+
+/// <summary>
+/// One VM disk on a CPU server: the AoE initiator, both legs reserved for this host, and the RAID1 mirror over them. A leg that
+/// failed is probed every <see cref="MirrorDataPathOptions.LegRetryInterval"/> and taken back (bitmap resync) when it answers.
+/// </summary>
+public sealed class MirrorDataPath : IAsyncDisposable
+{
+    private readonly MirrorDataPathOptions _options;
+    private readonly AoeInitiator _initiator;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _rejoin = Task.CompletedTask;
+
+    private readonly AoeDevice?[] _devices;
+
+    private MirrorDataPath(MirrorDataPathOptions options, AoeInitiator initiator, AoeDevice?[] devices, Mirror.Mirror mirror)
+    {
+        _options = options;
+        _initiator = initiator;
+        _devices = devices;
+        Mirror = mirror;
+    }
+
+    public Mirror.Mirror Mirror { get; }
+
+    /// <summary>Formats both legs as a new mirror (destroys their contents) and returns it running.</summary>
+    public static Task<MirrorDataPath> CreateAsync(MirrorDataPathOptions options, bool assumeClean, CancellationToken ct = default) =>
+        StartAsync(options, async (legs, names) =>
+        {
+            if (legs.Any(l => l is null))
+                throw new MirrorAssemblyException("a new mirror needs both legs present");
+            return await XenAoe.Mirror.Mirror.CreateAsync(legs[0]!, legs[1]!, options.Mirror, assumeClean, names[0], names[1], ct).ConfigureAwait(false);
+        }, ct);
+
+    /// <summary>Assembles an existing mirror from its legs' metadata.</summary>
+    public static Task<MirrorDataPath> OpenAsync(MirrorDataPathOptions options, CancellationToken ct = default) =>
+        StartAsync(options, (legs, names) =>
+            XenAoe.Mirror.Mirror.AssembleAsync(legs[0], legs[1], options.Mirror, options.AllowDegraded, names[0], names[1], ct), ct);
+
+    private static async Task<MirrorDataPath> StartAsync(MirrorDataPathOptions options,
+        Func<IBlockDevice?[], string[], Task<Mirror.Mirror>> build, CancellationToken ct)
+    {
+        if (options.Legs.Count != 2 || options.Legs[0] == options.Legs[1])
+            throw new ArgumentException("a mirror needs two distinct leg addresses (one per disk server)");
+        var initiator = await AoeInitiator.StartAsync(new AoeInitiatorOptions
+        {
+            Interfaces = options.Interfaces,
+            PathTimeout = options.PathTimeout,
+            DeviceTimeout = options.DeviceTimeout,
+        }, ct).ConfigureAwait(false);
+        var legs = new AoeDevice?[2];
+        try
+        {
+            for (var i = 0; i < 2; i++)
+                legs[i] = await OpenLegAsync(initiator, options, options.Legs[i], ct).ConfigureAwait(false);
+            var mirror = await build(legs, [.. options.Legs.Select(l => l.ToString())]).ConfigureAwait(false);
+            var path = new MirrorDataPath(options, initiator, legs, mirror);
+            path._rejoin = Task.Run(path.RejoinLoopAsync);
+            return path;
+        }
+        catch
+        {
+            foreach (var leg in legs)
+            {
+                if (leg is not null)
+                    await leg.DisposeAsync().ConfigureAwait(false);
+            }
+            await initiator.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Opens a leg and takes its reservation for this host's MACs; null when it does not answer (degraded assembly decides).</summary>
+    private static async Task<AoeDevice?> OpenLegAsync(AoeInitiator initiator, MirrorDataPathOptions options, AoeAddress address, CancellationToken ct)
+    {
+        AoeDevice device;
+        try
+        {
+            device = await initiator.OpenAsync(address, ct).ConfigureAwait(false);
+        }
+        catch (TimeoutException e)
+        {
+            options.Log($"leg {address} does not answer: {e.Message}");
+            return null;
+        }
+        try
+        {
+            await ClaimAsync(device, options, ct).ConfigureAwait(false);
+            return device;
+        }
+        catch
+        {
+            await device.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The AoE reservation is the fence: only the listed MACs may read or write. Taken when free or already ours; refused when another
+    /// host holds it, unless <see cref="MirrorDataPathOptions.TakeOver"/> (the controller does that after declaring the holder dead).
+    /// </summary>
+    private static async Task ClaimAsync(AoeDevice device, MirrorDataPathOptions options, CancellationToken ct)
+    {
+        var ours = device.LocalMacs;
+        var holders = await device.ReadReservationAsync(ct).ConfigureAwait(false);
+        if (holders.Count != 0 && !holders.Any(ours.Contains) && !options.TakeOver)
+        {
+            throw new MirrorAssemblyException($"{device.Address} is reserved by {string.Join(", ", holders)}: another host owns this disk. " +
+                "Take it over only if that host is dead or fenced.");
+        }
+        if (holders.Count == ours.Count && holders.All(ours.Contains))
+            return;
+        await device.SetReservationAsync(ours, force: holders.Count != 0, ct).ConfigureAwait(false);
+        options.Log($"leg {device.Address} reserved for {string.Join(", ", ours)}");
+    }
+
+    /// <summary>
+    /// Takes failed legs back. The initiator keeps probing a silent target's paths, so the same device recovers when its disk server
+    /// returns; re-adding reads the leg's superblock, which fails (and is retried next tick) until the target answers again.
+    /// </summary>
+    private async Task RejoinLoopAsync()
+    {
+        using var timer = new PeriodicTimer(_options.LegRetryInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+            {
+                foreach (var leg in Mirror.Status.Legs.Where(l => l.State == LegState.Failed))
+                    await TryRejoinAsync(leg.Index).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    private async Task TryRejoinAsync(int index)
+    {
+        var address = _options.Legs[index];
+        try
+        {
+            _devices[index] ??= await OpenLegAsync(_initiator, _options, address, _stopping.Token).ConfigureAwait(false);
+            if (_devices[index] is not { } device)
+                return;
+            await ClaimAsync(device, _options, _stopping.Token).ConfigureAwait(false);
+            await Mirror.ReaddLegAsync(index, device, _stopping.Token).ConfigureAwait(false);
+            _options.Log($"leg {address} is back: resyncing {Mirror.Status.DirtyRegions} dirty regions");
+        }
+        catch (Exception e) when (e is IOException or TimeoutException)
+        {
+            // Still away (BlockDeviceException and AoeCommandException are IOExceptions): next tick.
+        }
+        catch (MirrorAssemblyException e)
+        {
+            _options.Log($"leg {address} answers but cannot rejoin: {e.Message}");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _rejoin.ConfigureAwait(false);
+        await Mirror.DisposeAsync().ConfigureAwait(false);
+        await _initiator.DisposeAsync().ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+}

@@ -1,0 +1,57 @@
+using System.Text.RegularExpressions;
+using Xunit.Abstractions;
+using XenAoe.IntegrationTests.Infrastructure;
+
+namespace XenAoe.IntegrationTests.DataPath;
+
+/// <summary>The CPU-server data path end to end: real NBD clients (qemu-io, nbdinfo, fio) on a mirror over two of our disk servers.</summary>
+[Trait("Category", "Integration")]
+public sealed partial class MirrorDataPathTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task Qemu_io_writes_through_the_mirror_land_on_both_disk_servers()
+    {
+        await using var lab = await MirrorLab.StartAsync();
+        await lab.ServeAsync();
+
+        var info = (await Command.RunAsync("nbdinfo", ["--json", lab.Uri], TimeSpan.FromSeconds(30))).EnsureSuccess().StdOut;
+        Assert.Contains($"\"export-size\": {MirrorLab.VolumeBytes - MirrorLab.DataOffset}", info, StringComparison.Ordinal);
+        (await Command.RunAsync("qemu-io", ["-f", "raw", "-c", "write -P 0xab 0 4M", "-c", "read -P 0xab 0 4M", lab.Uri], TimeSpan.FromSeconds(60)))
+            .EnsureSuccess();
+
+        await lab.StopServingAsync();
+        Assert.All(MirrorLab.DataOf(lab.Leg1File, 4 << 20), b => Assert.Equal(0xab, b));
+        Assert.All(MirrorLab.DataOf(lab.Leg2File, 4 << 20), b => Assert.Equal(0xab, b));
+    }
+
+    [Fact]
+    public async Task A_disk_server_killed_under_fio_costs_no_io_error_and_only_dirty_regions_are_resynced()
+    {
+        await using var lab = await MirrorLab.StartAsync();
+        await lab.ServeAsync();
+
+        var fio = Command.RunAsync("fio", ["--name=chaos", "--ioengine=nbd", $"--uri={lab.Uri}", "--rw=randwrite", "--bs=4k", "--iodepth=16",
+            "--offset=8M", "--size=16M", "--loops=4", "--verify=crc32c", "--verify_fatal=1", "--do_verify=1"], TimeSpan.FromMinutes(5));
+        await Task.Delay(TimeSpan.FromSeconds(1)); // let fio get going before the disk server dies
+        await lab.Disk2.StopAsync(Signal.Kill);
+        await lab.Serve.WaitForOutputAsync("degraded", TimeSpan.FromSeconds(30));
+        var result = await fio;
+        output.WriteLine(result.StdOut);
+        result.EnsureSuccess();
+        Assert.Contains("err= 0", result.StdOut, StringComparison.Ordinal);
+
+        await lab.Disk2.StartAsync();
+        await lab.Serve.WaitForOutputAsync("done:", TimeSpan.FromSeconds(60));
+        output.WriteLine(lab.Serve.Output);
+        var copied = long.Parse(ResyncDone().Match(lab.Serve.Output).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        // fio wrote into 16 MiB from offset 8 MiB: at most those 16 regions (plus the neighbours a 4 KiB write touches) are dirty.
+        Assert.InRange(copied, 1, 17L << 20);
+
+        await lab.StopServingAsync();
+        Assert.True(MirrorLab.DataOf(lab.Leg1File, MirrorLab.VolumeBytes - MirrorLab.DataOffset)
+            .AsSpan().SequenceEqual(MirrorLab.DataOf(lab.Leg2File, MirrorLab.VolumeBytes - MirrorLab.DataOffset)), "the legs differ after resync");
+    }
+
+    [GeneratedRegex(@"resync \S+ -> \S+ done: (\d+) bytes")]
+    private static partial Regex ResyncDone();
+}
