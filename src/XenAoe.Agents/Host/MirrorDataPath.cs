@@ -132,7 +132,16 @@ public sealed class MirrorDataPath : IAsyncDisposable
     private static async Task ClaimAsync(AoeDevice device, MirrorDataPathOptions options, CancellationToken ct)
     {
         var ours = device.LocalMacs;
-        var holders = await device.ReadReservationAsync(ct).ConfigureAwait(false);
+        IReadOnlyList<MacAddress> holders;
+        try
+        {
+            holders = await device.ReadReservationAsync(ct).ConfigureAwait(false);
+        }
+        catch (AoeCommandException e) when (e.Error == AoeError.UnrecognizedCommand)
+        {
+            options.Log($"warning: {device.Address} does not implement AoE reserve/release (vblade, for one): this leg cannot be fenced");
+            return;
+        }
         if (holders.Count != 0 && !holders.Any(ours.Contains) && !options.TakeOver)
         {
             throw new MirrorAssemblyException($"{device.Address} is reserved by {string.Join(", ", holders)}: another host owns this disk. " +

@@ -14,6 +14,8 @@ public sealed class MirrorLab : IAsyncDisposable
     /// <summary>Where mirrored data starts on a leg: superblock and bitmap, rounded up to 1 MiB.</summary>
     public const long DataOffset = 1 << 20;
 
+    private readonly List<LabProcess> _vblades = [];
+    private string? _vbladeDirectory;
     private LabProcess? _serve;
 
     private MirrorLab(NetworkLab lab, DiskServerHost disk1, DiskServerHost disk2, LabHost cpu)
@@ -32,8 +34,34 @@ public sealed class MirrorLab : IAsyncDisposable
     public string Socket { get; }
     public string Uri => $"nbd+unix:///vm1?socket={Socket}";
     public LabProcess Serve => _serve ?? throw new InvalidOperationException("the mirror is not being served");
-    public string Leg1File => Disk1.VolumeFile("leg");
-    public string Leg2File => Disk2.VolumeFile("leg");
+    public string Leg1File => _vbladeDirectory is null ? Disk1.VolumeFile("leg") : Path.Combine(_vbladeDirectory, "e1.0.img");
+    public string Leg2File => _vbladeDirectory is null ? Disk2.VolumeFile("leg") : Path.Combine(_vbladeDirectory, "e2.0.img");
+
+    /// <summary>The same cluster with vblade as both disk servers: one vblade per NIC (vblade serves one interface), same file.</summary>
+    public static async Task<MirrorLab> StartWithVbladeAsync()
+    {
+        var lab = await NetworkLab.CreateAsync(switches: 2);
+        var mirror = new MirrorLab(lab, DiskServerHost.Create(await lab.AddHostAsync("disk1")), DiskServerHost.Create(await lab.AddHostAsync("disk2")),
+            await lab.AddHostAsync("cpu"));
+        try
+        {
+            mirror._vbladeDirectory = Directory.CreateTempSubdirectory($"xenaoe-vblade-{lab.Prefix}-").FullName;
+            foreach (var (disk, shelf, file) in new[] { (mirror.Disk1, "1", mirror.Leg1File), (mirror.Disk2, "2", mirror.Leg2File) })
+            {
+                await using (var image = File.Create(file))
+                    image.SetLength(VolumeBytes);
+                foreach (var nic in disk.Host.Nics)
+                    mirror._vblades.Add(disk.Host.Start("vblade", shelf, "0", nic, file));
+            }
+            (await mirror.MirrorCliAsync("create", "--assume-clean")).EnsureSuccess();
+            return mirror;
+        }
+        catch
+        {
+            await mirror.DisposeAsync();
+            throw;
+        }
+    }
 
     public static async Task<MirrorLab> StartAsync()
     {
@@ -93,6 +121,10 @@ public sealed class MirrorLab : IAsyncDisposable
     {
         if (_serve is not null)
             await _serve.DisposeAsync();
+        foreach (var vblade in _vblades)
+            await vblade.DisposeAsync();
+        if (_vbladeDirectory is not null)
+            Directory.Delete(_vbladeDirectory, recursive: true);
         await Disk1.DisposeAsync();
         await Disk2.DisposeAsync();
         await Lab.DisposeAsync();
