@@ -15,6 +15,7 @@ internal static class MirrorCommands
     private static readonly Option<string[]> Interfaces = new("--interface", "-i") { Description = "Storage NIC (repeat for each path)", Required = true };
     private static readonly Option<string[]> Legs = new("--leg") { Description = "AoE address of a leg, e.g. e1.0 (exactly two, on different disk servers)", Required = true };
     private static readonly Option<string> RegionSize = new("--region-size") { Description = "Bytes of data per write-intent bitmap bit (new mirrors)", DefaultValueFactory = _ => "1M" };
+    private static readonly Option<double> LegTimeout = new("--leg-timeout") { Description = "Seconds without an answer before a leg is dropped (the VM's I/O stalls this long when a disk server dies)", DefaultValueFactory = _ => 1.5 };
     private static readonly Option<int> ResyncMBps = new("--resync-mbps") { Description = "Resync ceiling in MB/s, so VM I/O keeps priority (0: unthrottled)", DefaultValueFactory = _ => 256 };
 
     public static Command Build()
@@ -29,7 +30,7 @@ internal static class MirrorCommands
     {
         var assumeClean = new Option<bool>("--assume-clean") { Description = "Both legs are known identical (e.g. new sparse volumes): skip the initial copy" };
         var command = new Command("create", "Format two AoE volumes as a new mirror (destroys their contents); without --assume-clean, copies leg 1 from leg 0")
-            { Interfaces, Legs, RegionSize, ResyncMBps, assumeClean };
+            { Interfaces, Legs, RegionSize, ResyncMBps, LegTimeout, assumeClean };
         command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
             await using var path = await MirrorDataPath.CreateAsync(Options(parse), parse.GetValue(assumeClean), ct);
@@ -48,7 +49,7 @@ internal static class MirrorCommands
         var degraded = new Option<bool>("--allow-degraded") { Description = "Start with one leg if the other does not answer (only if that leg is known current)" };
         var takeOver = new Option<bool>("--take-over") { Description = "Force-set the legs' reservation even if another host holds it (that host must be dead or fenced)" };
         var command = new Command("serve", "Assemble the mirror and export it over NBD until SIGINT/SIGTERM; failed legs are taken back and resynced when they return")
-            { Interfaces, Legs, ResyncMBps, socket, tcp, export, degraded, takeOver };
+            { Interfaces, Legs, ResyncMBps, LegTimeout, socket, tcp, export, degraded, takeOver };
         command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
             var endpoints = new List<EndPoint>();
@@ -88,6 +89,8 @@ internal static class MirrorCommands
             Legs = legs,
             AllowDegraded = allowDegraded,
             TakeOver = takeOver,
+            DeviceTimeout = TimeSpan.FromSeconds(parse.GetValue(LegTimeout)),
+            PathTimeout = TimeSpan.FromSeconds(Math.Min(1, parse.GetValue(LegTimeout))),
             Mirror = new MirrorOptions
             {
                 RegionSize = (int)Sizes.Parse(parse.GetValue(RegionSize) ?? "1M"),

@@ -24,8 +24,14 @@ public sealed class MirrorDataPathOptions
     /// <summary>How often a failed leg is probed to be taken back.</summary>
     public TimeSpan LegRetryInterval { get; init; } = TimeSpan.FromSeconds(2);
 
-    public TimeSpan PathTimeout { get; init; } = TimeSpan.FromSeconds(3);
-    public TimeSpan DeviceTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>A path silent this long is dropped (its frames move to other paths).</summary>
+    public TimeSpan PathTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// A leg with no answering path this long fails its I/O, and the mirror drops it: this is how long a disk server's death
+    /// stalls the VM's writes. Short, because a false alarm costs only a bitmap-limited resync.
+    /// </summary>
+    public TimeSpan DeviceTimeout { get; init; } = TimeSpan.FromSeconds(1.5);
 
     public Action<string> Log { get; init; } = _ => { };
 }

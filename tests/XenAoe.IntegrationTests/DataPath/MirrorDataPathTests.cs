@@ -31,14 +31,20 @@ public sealed partial class MirrorDataPathTests(ITestOutputHelper output)
         await lab.ServeAsync();
 
         var fio = Command.RunAsync("fio", ["--name=chaos", "--ioengine=nbd", $"--uri={lab.Uri}", "--rw=randwrite", "--bs=4k", "--iodepth=16",
-            "--offset=8M", "--size=16M", "--loops=4", "--verify=crc32c", "--verify_fatal=1", "--do_verify=1"], TimeSpan.FromMinutes(5));
+            "--offset=8M", "--size=16M", "--loops=4", "--verify=crc32c", "--verify_fatal=1", "--do_verify=1", "--output-format=json"], TimeSpan.FromMinutes(5));
         await Task.Delay(TimeSpan.FromSeconds(1)); // let fio get going before the disk server dies
         await lab.Disk2.StopAsync(Signal.Kill);
         await lab.Serve.WaitForOutputAsync("degraded", TimeSpan.FromSeconds(30));
         var result = await fio;
         output.WriteLine(result.StdOut);
         result.EnsureSuccess();
-        Assert.Contains("err= 0", result.StdOut, StringComparison.Ordinal);
+        using var report = System.Text.Json.JsonDocument.Parse(result.StdOut[result.StdOut.IndexOf('{', StringComparison.Ordinal)..]);
+        var job = report.RootElement.GetProperty("jobs")[0];
+        Assert.Equal(0, job.GetProperty("error").GetInt32());
+        // The longest a write waited: the leg timeout (1.5 s) plus the survivor's epoch update. The bound is 2 s.
+        var stall = TimeSpan.FromMicroseconds(job.GetProperty("write").GetProperty("clat_ns").GetProperty("max").GetDouble() / 1000);
+        output.WriteLine($"longest write during the disk server's death: {stall.TotalMilliseconds:0} ms");
+        Assert.True(stall < TimeSpan.FromSeconds(2), $"a write stalled {stall.TotalMilliseconds:0} ms when a leg died");
 
         await lab.Disk2.StartAsync();
         await lab.Serve.WaitForOutputAsync("done:", TimeSpan.FromSeconds(60));
