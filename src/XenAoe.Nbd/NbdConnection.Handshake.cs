@@ -9,7 +9,7 @@ internal sealed partial class NbdConnection
     /// <summary>Options one client may send before choosing an export; more is treated as a denial-of-service attempt.</summary>
     private const int MaxOptions = 1024;
 
-    /// <summary>Room kept free in the send buffer for one option reply: an 8 KiB string (name or description) plus headers.</summary>
+    /// <summary>Room kept free in the send buffer for one NBD_REP_SERVER: a name and a description of up to 4096 bytes each, plus headers.</summary>
     private const int MaxOptionReplyLength = 2 * NbdProtocol.MaxStringLength + 64;
 
     private bool _structured;
@@ -72,18 +72,18 @@ internal sealed partial class NbdConnection
             switch (option.Option)
             {
                 case NbdProtocol.OptExportName:
-                {
-                    var export = _server.FindExport(DecodeName(data.Span));
-                    if (export is null)
                     {
-                        // NBD_OPT_EXPORT_NAME cannot carry an error: the protocol says to end the session.
-                        ProtocolError($"NBD_OPT_EXPORT_NAME asked for unknown export '{Printable(DecodeName(data.Span))}'");
-                        return null;
+                        var export = _server.FindExport(DecodeName(data.Span));
+                        if (export is null)
+                        {
+                            // NBD_OPT_EXPORT_NAME cannot carry an error: the protocol says to end the session.
+                            ProtocolError($"NBD_OPT_EXPORT_NAME asked for unknown export '{Printable(DecodeName(data.Span))}'");
+                            return null;
+                        }
+                        var used = PutExportNameReply(export);
+                        await SendDirectAsync(_sendBuffer.AsMemory(0, used)).ConfigureAwait(false);
+                        return export;
                     }
-                    var used = PutExportNameReply(export);
-                    await SendDirectAsync(_sendBuffer.AsMemory(0, used)).ConfigureAwait(false);
-                    return export;
-                }
                 case NbdProtocol.OptAbort:
                     SetCloseReason("client aborted the handshake", protocolError: false);
                     try
@@ -101,34 +101,34 @@ internal sealed partial class NbdConnection
                     break;
                 case NbdProtocol.OptInfo:
                 case NbdProtocol.OptGo:
-                {
-                    var used = PutInfoReplies(option.Option, data.Span, out var export);
-                    await SendDirectAsync(_sendBuffer.AsMemory(0, used)).ConfigureAwait(false);
-                    if (export is not null && option.Option == NbdProtocol.OptGo)
-                        return export;
-                    break;
-                }
-                case NbdProtocol.OptStructuredReply:
-                {
-                    uint reply;
-                    if (length != 0)
-                        reply = NbdProtocol.RepErrInvalid;
-                    else
                     {
-                        _structured = true;
-                        reply = NbdProtocol.RepAck;
+                        var used = PutInfoReplies(option.Option, data.Span, out var export);
+                        await SendDirectAsync(_sendBuffer.AsMemory(0, used)).ConfigureAwait(false);
+                        if (export is not null && option.Option == NbdProtocol.OptGo)
+                            return export;
+                        break;
                     }
-                    var used = PutOptionReply(0, option.Option, reply, reply == NbdProtocol.RepAck ? "" : "NBD_OPT_STRUCTURED_REPLY takes no data");
-                    await SendDirectAsync(_sendBuffer.AsMemory(0, used)).ConfigureAwait(false);
-                    break;
-                }
+                case NbdProtocol.OptStructuredReply:
+                    {
+                        uint reply;
+                        if (length != 0)
+                            reply = NbdProtocol.RepErrInvalid;
+                        else
+                        {
+                            _structured = true;
+                            reply = NbdProtocol.RepAck;
+                        }
+                        var used = PutOptionReply(0, option.Option, reply, reply == NbdProtocol.RepAck ? "" : "NBD_OPT_STRUCTURED_REPLY takes no data");
+                        await SendDirectAsync(_sendBuffer.AsMemory(0, used)).ConfigureAwait(false);
+                        break;
+                    }
                 default:
-                {
-                    // STARTTLS, meta contexts (block status), extended headers and anything newer.
-                    var used = PutOptionReply(0, option.Option, NbdProtocol.RepErrUnsup, "");
-                    await SendDirectAsync(_sendBuffer.AsMemory(0, used)).ConfigureAwait(false);
-                    break;
-                }
+                    {
+                        // STARTTLS, meta contexts (block status), extended headers and anything newer.
+                        var used = PutOptionReply(0, option.Option, NbdProtocol.RepErrUnsup, "");
+                        await SendDirectAsync(_sendBuffer.AsMemory(0, used)).ConfigureAwait(false);
+                        break;
+                    }
             }
         }
     }

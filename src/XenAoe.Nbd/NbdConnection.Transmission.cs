@@ -1,5 +1,5 @@
-using System.Buffers;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 
 namespace XenAoe.Nbd;
 
@@ -7,17 +7,6 @@ internal sealed partial class NbdConnection
 {
     /// <summary>Write payloads up to this size are received through the receive buffer (one recv often brings several requests).</summary>
     private const int SmallPayloadLength = 64 * 1024;
-    private static readonly bool s_inline = Environment.GetEnvironmentVariable("XENAOE_NBD_DISPATCH")?.StartsWith("inline") == true;
-    private static readonly bool s_cork = Environment.GetEnvironmentVariable("XENAOE_NBD_DISPATCH")?.EndsWith("cork") == true;
-    private int _corked;
-
-    private void Uncork()
-    {
-        if (Interlocked.Exchange(ref _corked, 0) == 0)
-            return;
-        if (!_replies.IsEmpty && Interlocked.CompareExchange(ref _sending, 1, 0) == 0)
-            _ = SendRepliesAsync();
-    }
 
     // Guards the in-flight budget and the request pool; taken twice per request (reserve, release), never across an await.
     private readonly Lock _budgetLock = new();
@@ -32,21 +21,34 @@ internal sealed partial class NbdConnection
     /// </summary>
     private async Task TransmitAsync()
     {
+        try
+        {
+            await ReceiveRequestsAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            // Replies held back while the loop was parsing must go out (or be dropped) for the connection to drain.
+            Uncork();
+        }
+    }
+
+    private async Task ReceiveRequestsAsync()
+    {
         var size = Device.Size;
         var readOnly = Device.ReadOnly;
+        var inline = _options.RunRequestsInline;
         while (true)
         {
             if (!await FillAsync(NbdProtocol.RequestLength).ConfigureAwait(false))
             {
-                Uncork();
                 if (Unparsed == 0)
                     SetCloseReason("client closed the connection without NBD_CMD_DISC", protocolError: false);
                 else
                     ProtocolError($"connection closed inside a request header ({Unparsed} of {NbdProtocol.RequestLength} bytes)");
                 return;
             }
-            if (s_cork)
-                Volatile.Write(ref _corked, 1);
+            // Every wait for the socket or the budget uncorks (FillSlowAsync, ReserveSlowAsync, ReceivePayloadAsync).
+            Volatile.Write(ref _corked, 1);
             NbdRequestHeader.TryRead(_receiveBuffer.AsSpan(_head, Unparsed), out var header);
             if (header.Magic != NbdProtocol.RequestMagic)
             {
@@ -75,7 +77,7 @@ internal sealed partial class NbdConnection
             request.Header = header;
             request.Budget = payload;
             if (payload > 0)
-                request.Buffer = ArrayPool<byte>.Shared.Rent(payload);
+                request.TakeBuffer(payload);
             if (isWrite && !await ReceivePayloadAsync(request.Buffer!, payload).ConfigureAwait(false))
             {
                 ProtocolError($"connection closed inside the payload of a {payload}-byte write");
@@ -87,18 +89,19 @@ internal sealed partial class NbdConnection
                 NbdMetrics.RequestErrors.Add(1);
                 request.Refuse(error, message);
                 QueueReply(request);
-                continue;
             }
-            // The thread pool runs the request so that a device that completes synchronously (a file) still serves the
-            // connection's requests in parallel; an asynchronous device (the mirror) returns at its first wait either way.
-            if (s_inline)
+            else if (inline)
                 request.Run();
             else
+            {
+                // A device call that completes synchronously (a file) would otherwise serialise the connection's requests.
                 ThreadPool.UnsafeQueueUserWorkItem(request, preferLocal: false);
+            }
         }
     }
 
     /// <summary>Receives a write payload into <paramref name="buffer"/>; false when the peer closed first.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> ReceivePayloadAsync(byte[] buffer, int length)
     {
         if (length <= SmallPayloadLength)
@@ -140,6 +143,7 @@ internal sealed partial class NbdConnection
         return true;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask ReserveSlowAsync(int bytes)
     {
         Uncork();
@@ -187,8 +191,6 @@ internal sealed partial class NbdConnection
     /// <summary>Returns a request's buffer and the request itself, and gives its budget back (waking the receive loop if it waits).</summary>
     private void Release(NbdRequest request)
     {
-        if (request.Buffer is { } buffer)
-            ArrayPool<byte>.Shared.Return(buffer);
         var bytes = request.Budget;
         request.Reset();
         TaskCompletionSource? released;

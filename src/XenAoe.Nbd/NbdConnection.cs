@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using XenAoe.Block;
 
@@ -18,6 +19,7 @@ internal sealed partial class NbdConnection
     // Never disposed: it has no timer, and Abort may race with the end of RunAsync (export removal, server shutdown).
     private readonly CancellationTokenSource _abort = new();
     private readonly string _remote;
+    private readonly Lock _closeLock = new();
 
     // Receive buffer: bytes [_head, _tail) arrived and are not parsed yet. Holds a whole option (header + 64 KiB) during the
     // handshake; in transmission one receive usually brings several request headers and small write payloads.
@@ -135,7 +137,7 @@ internal sealed partial class NbdConnection
 
     private void SetCloseReason(string reason, bool protocolError)
     {
-        lock (_abort)
+        lock (_closeLock)
         {
             if (_closeReason is not null)
                 return;
@@ -176,6 +178,8 @@ internal sealed partial class NbdConnection
     private ValueTask<bool> FillAsync(int count) =>
         _tail - _head >= count ? ValueTask.FromResult(true) : FillSlowAsync(count);
 
+    // Pooled: the receive loop waits here for every burst of requests, and these ValueTasks are always awaited.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> FillSlowAsync(int count)
     {
         Uncork();
@@ -200,6 +204,7 @@ internal sealed partial class NbdConnection
     /// <summary>Bytes received but not parsed: a peer that closed mid-message leaves some.</summary>
     private int Unparsed => _tail - _head;
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask SendDirectAsync(ReadOnlyMemory<byte> data)
     {
         while (!data.IsEmpty)

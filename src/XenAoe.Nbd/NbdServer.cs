@@ -213,9 +213,9 @@ public sealed class NbdServer : IAsyncDisposable
             {
                 socket = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException && _stopping.IsCancellationRequested)
+            catch (Exception) when (_stopping.IsCancellationRequested)
             {
-                // Stopping.
+                // Stopping: the token or the disposed listener ended the accept.
                 return;
             }
             catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionAborted or SocketError.ConnectionReset)
@@ -227,6 +227,13 @@ public sealed class NbdServer : IAsyncDisposable
             {
                 Log.AcceptFailed(_log, endPoint, e);
                 return;
+            }
+            if (Interlocked.Read(ref _activeConnections) >= _options.MaxConnections)
+            {
+                // Counted, not logged: a flood of connections would otherwise flood the log too.
+                NbdMetrics.RefusedConnections.Add(1);
+                socket.Dispose();
+                continue;
             }
             if (socket.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)
             {
@@ -280,7 +287,10 @@ public sealed class NbdServer : IAsyncDisposable
             connection.Abort("the server is stopping");
     }
 
-    /// <summary>Stops listening, disconnects every client, and waits until their in-flight requests have finished.</summary>
+    /// <summary>
+    /// Stops listening, disconnects every client, and waits until their in-flight requests have finished (device calls see a
+    /// cancelled token; one that ignores it is waited for). Exported devices are left open.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)

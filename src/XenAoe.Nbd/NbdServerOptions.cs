@@ -15,6 +15,23 @@ public sealed class NbdServerOptions
     /// </summary>
     public long MaxInFlightBytes { get; init; } = 64L << 20;
 
+    /// <summary>
+    /// Connections served at once (default 1024); further clients are closed as soon as they are accepted. Each connection holds
+    /// about 200 KiB of buffers, plus up to 64 KiB per request in flight.
+    /// </summary>
+    public int MaxConnections { get; init; } = 1024;
+
+    /// <summary>
+    /// Runs each request's device call on the thread that parsed it instead of queueing it to the thread pool (default false).
+    /// Only for devices whose calls never block (they return a pending ValueTask instead, as the mirror does): a blocking call
+    /// stalls the connection's receive loop, and with a synchronous device the connection's requests no longer overlap.
+    /// Measured with fio (4 KiB random read/write, queue depth 32, a file on tmpfs, 2 shared cores), server CPU per request:
+    /// thread pool 9-12 us; inline 8.6-10 us; inline with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 in the host process
+    /// (socket continuations run on the epoll thread, so a request goes from recv to reply without a thread hand-off)
+    /// 4.3-5 us, against 5-7.2 us for `nbdkit file` on the same file.
+    /// </summary>
+    public bool RunRequestsInline { get; init; }
+
     /// <summary>Time a client has from connecting to choosing an export (default 30 s); it is disconnected after that.</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
@@ -24,6 +41,7 @@ public sealed class NbdServerOptions
     internal void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxInFlightRequests, 1, nameof(MaxInFlightRequests));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxConnections, 1, nameof(MaxConnections));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxInFlightBytes, NbdServer.MaxPayloadLength, nameof(MaxInFlightBytes));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(HandshakeTimeout, TimeSpan.Zero, nameof(HandshakeTimeout));
         ArgumentNullException.ThrowIfNull(TimeProvider, nameof(TimeProvider));
