@@ -43,13 +43,27 @@ public sealed class FileBlockDevice : IBlockDevice
     public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, bool forceUnitAccess = false, CancellationToken ct = default)
     {
         Check(offset, data.Length, write: true);
-        Translate(() => RandomAccess.Write(_handle, data.Span, offset));
+        try
+        {
+            RandomAccess.Write(_handle, data.Span, offset);
+        }
+        catch (IOException e) when (e is not BlockDeviceException)
+        {
+            throw Translate(e);
+        }
         return forceUnitAccess ? FlushAsync(ct) : ValueTask.CompletedTask;
     }
 
     public ValueTask FlushAsync(CancellationToken ct = default)
     {
-        Translate(() => RandomAccess.FlushToDisk(_handle));
+        try
+        {
+            RandomAccess.FlushToDisk(_handle);
+        }
+        catch (IOException e) when (e is not BlockDeviceException)
+        {
+            throw Translate(e);
+        }
         return ValueTask.CompletedTask;
     }
 
@@ -57,8 +71,15 @@ public sealed class FileBlockDevice : IBlockDevice
     {
         Check(offset, length, write: true);
         var zeros = new byte[Math.Min(length, 1 << 20)];
-        for (long done = 0; done < length; done += zeros.Length)
-            Translate(() => RandomAccess.Write(_handle, zeros.AsSpan(0, (int)Math.Min(zeros.Length, length - done)), offset + done));
+        try
+        {
+            for (long done = 0; done < length; done += zeros.Length)
+                RandomAccess.Write(_handle, zeros.AsSpan(0, (int)Math.Min(zeros.Length, length - done)), offset + done);
+        }
+        catch (IOException e) when (e is not BlockDeviceException)
+        {
+            throw Translate(e);
+        }
         return ValueTask.CompletedTask;
     }
 
@@ -82,16 +103,7 @@ public sealed class FileBlockDevice : IBlockDevice
             throw new BlockDeviceException(BlockError.Invalid, $"request at {offset} for {length} bytes is unaligned or past the end ({Size} bytes)");
     }
 
-    private static void Translate(Action io)
-    {
-        try
-        {
-            io();
-        }
-        catch (IOException e) when (e is not BlockDeviceException)
-        {
-            // ENOSPC surfaces as an IOException whose HResult carries the errno (28).
-            throw new BlockDeviceException((e.HResult & 0xFFFF) == 28 ? BlockError.NoSpace : BlockError.Io, e.Message, e);
-        }
-    }
+    /// <summary>ENOSPC surfaces as an IOException whose HResult carries the errno (28).</summary>
+    private static BlockDeviceException Translate(IOException e) =>
+        new((e.HResult & 0xFFFF) == 28 ? BlockError.NoSpace : BlockError.Io, e.Message, e);
 }
