@@ -70,7 +70,9 @@ internal static class MirrorCommands
             });
             var options = Options(parse, parse.GetValue(degraded), parse.GetValue(takeOver));
             await using var dataPath = await MirrorDataPath.OpenAsync(options, ct);
-            await using var server = new NbdServer();
+            // The mirror never blocks a thread (every leg call awaits the network), so requests run inline on the connection's
+            // receive loop instead of hopping to the thread pool (figures on NbdServerOptions.RunRequestsInline).
+            await using var server = new NbdServer(new NbdServerOptions { RunRequestsInline = true });
             server.AddExport(parse.GetValue(export)!, dataPath.Mirror, $"XenAoE mirror {dataPath.Mirror.MirrorId}");
             await server.StartAsync(endpoints, stop.Token);
             Console.WriteLine($"serving export '{parse.GetValue(export)}' on {string.Join(", ", endpoints)}: {dataPath.Mirror.Size} bytes");
