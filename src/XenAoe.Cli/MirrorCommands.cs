@@ -23,6 +23,7 @@ internal static class MirrorCommands
         var mirror = new Command("mirror", "A VM disk's data path: RAID1 over two AoE volumes on two disk servers, exported over NBD");
         mirror.Subcommands.Add(Create());
         mirror.Subcommands.Add(Serve());
+        mirror.Subcommands.Add(Replace());
         return mirror;
     }
 
@@ -82,6 +83,26 @@ internal static class MirrorCommands
         return command;
     }
 
+    private static Command Replace()
+    {
+        var index = new Option<int>("--index") { Description = "Which leg to replace: 0 or 1 (the order of --leg)", Required = true };
+        var with = new Option<string>("--new") { Description = "AoE address of the new volume, e.g. e3.0 on a third disk server", Required = true };
+        var command = new Command("replace", "Replace a leg (failed, or on a disk server being drained) by a new volume and copy the whole disk onto it, with progress; run while the mirror is not being served, then serve with the new --leg")
+            { Interfaces, Legs, ResyncMBps, LegTimeout, index, with };
+        command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
+        {
+            var which = parse.GetValue(index);
+            if (which is not (0 or 1))
+                throw new ArgumentException("--index is 0 or 1");
+            // The leg being replaced may be dead: assemble from the other one if need be.
+            await using var path = await MirrorDataPath.OpenAsync(Options(parse, allowDegraded: true), ct);
+            await path.ReplaceLegAsync(which, AoeAddress.Parse(parse.GetValue(with)!), ct);
+            await WithProgressAsync(path.Mirror, ct);
+            Print(path.Mirror.Status);
+        }));
+        return command;
+    }
+
     private static MirrorDataPathOptions Options(ParseResult parse, bool allowDegraded = false, bool takeOver = false)
     {
         var legs = parse.GetValue(Legs)!.Select(AoeAddress.Parse).ToArray();
@@ -131,7 +152,7 @@ internal static class MirrorCommands
         while (!mirror.ResyncCompletion.IsCompleted)
         {
             var s = mirror.Status;
-            Console.Error.Write($"\rinitial copy: {Sizes.Format(s.ResyncDoneBytes)} of {Sizes.Format(s.ResyncTotalBytes)}   ");
+            Console.Error.Write($"\rcopying: {Sizes.Format(s.ResyncDoneBytes)} of {Sizes.Format(s.ResyncTotalBytes)}   ");
             await Task.WhenAny(mirror.ResyncCompletion, Task.Delay(500, ct));
         }
         Console.Error.WriteLine();

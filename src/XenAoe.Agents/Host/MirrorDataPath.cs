@@ -202,6 +202,20 @@ public sealed class MirrorDataPath : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Replaces leg <paramref name="index"/> by the volume at <paramref name="address"/> (usually on a third disk server): it is
+    /// reserved for this host and filled from the in-sync leg in the background (<see cref="Mirror.Mirror.Status"/> shows progress).
+    /// </summary>
+    public async Task ReplaceLegAsync(int index, AoeAddress address, CancellationToken ct = default)
+    {
+        if (_options.Legs.Contains(address))
+            throw new ArgumentException($"{address} is already a leg of this mirror");
+        var device = await OpenLegAsync(_initiator, _options, address, ct).ConfigureAwait(false)
+            ?? throw new TimeoutException($"the new leg {address} does not answer");
+        await Mirror.ReplaceLegAsync(index, device, address.ToString(), ct).ConfigureAwait(false);
+        _devices[index] = device;
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync().ConfigureAwait(false);

@@ -92,6 +92,26 @@ public sealed partial class MirrorDataPathTests(ITestOutputHelper output)
             .AsSpan().SequenceEqual(MirrorLab.DataOf(lab.Leg2File, MirrorLab.VolumeBytes - MirrorLab.DataOffset)), "the legs differ after the crash resync");
     }
 
+    [Fact]
+    public async Task A_dead_disk_servers_leg_is_replaced_by_a_volume_on_a_third_one_with_a_full_copy()
+    {
+        await using var lab = await MirrorLab.StartAsync();
+        await using var disk3 = DiskServer.DiskServerHost.Create(await lab.Lab.AddHostAsync("disk3"));
+        await disk3.CreateVolumeAsync("leg", "e3.0", $"{MirrorLab.VolumeBytes}");
+        await disk3.StartAsync();
+        await lab.ServeAsync();
+        (await Command.RunAsync("qemu-io", ["-f", "raw", "-c", "write -P 0x5c 0 8M", lab.Uri], TimeSpan.FromSeconds(60))).EnsureSuccess();
+        await lab.StopServingAsync();
+        await lab.Disk2.StopAsync(Signal.Kill);
+
+        var replaced = (await lab.MirrorCliAsync("replace", "--index", "1", "--new", "e3.0")).EnsureSuccess();
+        output.WriteLine(replaced.StdOut + replaced.StdErr);
+        Assert.Contains("healthy", replaced.StdOut, StringComparison.Ordinal);
+        Assert.Contains("copying:", replaced.StdErr, StringComparison.Ordinal);
+        Assert.True(MirrorLab.DataOf(lab.Leg1File, MirrorLab.VolumeBytes - MirrorLab.DataOffset)
+            .AsSpan().SequenceEqual(MirrorLab.DataOf(disk3.VolumeFile("leg"), MirrorLab.VolumeBytes - MirrorLab.DataOffset)), "the new leg is not a full copy");
+    }
+
     [GeneratedRegex(@"resync \S+ -> \S+ done: (\d+) bytes")]
     private static partial Regex ResyncDone();
 }
