@@ -99,8 +99,8 @@ public sealed class FileBlockDevice : IBlockDevice
     {
         if (write && ReadOnly)
             throw new BlockDeviceException(BlockError.NotPermitted, "the device is read-only");
-        if (offset < 0 || length < 0 || offset > Size - length || (offset | length) % IBlockDevice.SectorSize != 0)
-            throw new BlockDeviceException(BlockError.Invalid, $"request at {offset} for {length} bytes is unaligned or past the end ({Size} bytes)");
+        if (!BlockRange.IsValid(offset, length, Size))
+            throw BlockRange.Invalid("file", offset, length, Size);
     }
 
     /// <summary>ENOSPC surfaces as an IOException whose HResult carries the errno (28).</summary>

@@ -170,9 +170,9 @@ public sealed partial class AoeDevice : IBlockDevice
     private bool Check(long offset, long length, out BlockDeviceException error)
     {
         error = null!;
-        if (offset >= 0 && length >= 0 && offset <= Size - length && ((offset | length) & (IBlockDevice.SectorSize - 1)) == 0)
+        if (BlockRange.IsValid(offset, length, Size))
             return true;
-        error = new BlockDeviceException(BlockError.Invalid, $"{this}: request at {offset} for {length} bytes is unaligned or past the end ({Size} bytes)");
+        error = BlockRange.Invalid(ToString(), offset, length, Size);
         return false;
     }
 }

@@ -193,8 +193,8 @@ public sealed partial class Mirror : IBlockDevice
 
     private void Check(long offset, long length)
     {
-        if (offset < 0 || length < 0 || offset > Size - length || (offset | length) % IBlockDevice.SectorSize != 0)
-            throw new BlockDeviceException(BlockError.Invalid, $"request at {offset} for {length} bytes is unaligned or past the end ({Size} bytes)");
+        if (!BlockRange.IsValid(offset, length, Size))
+            throw BlockRange.Invalid("mirror", offset, length, Size);
     }
 
     private void Log(string message) => _options.Log?.Invoke($"mirror {MirrorId:N}: {message}");
