@@ -125,7 +125,7 @@ public sealed partial class Mirror
         {
             while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
             {
-                if (Status.Health != MirrorHealth.Healthy || _bitmap.Sweep() == 0)
+                if (Health != MirrorHealth.Healthy || _bitmap.Sweep() == 0)
                     continue;
                 try
                 {

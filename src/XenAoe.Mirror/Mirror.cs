@@ -47,15 +47,26 @@ public sealed partial class Mirror : IBlockDevice
     /// <summary>Completes when the current resync (if any) ends.</summary>
     public Task ResyncCompletion => _resync;
 
+    public MirrorHealth Health
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _legs.Any(l => l.State == LegState.Failed) ? MirrorHealth.Degraded
+                    : _legs.Any(l => l.State == LegState.Resyncing) ? MirrorHealth.Resyncing : MirrorHealth.Healthy;
+            }
+        }
+    }
+
+    /// <summary>A full snapshot, including a count of dirty regions (a pass over the bitmap): for display, not for hot loops.</summary>
     public MirrorStatus Status
     {
         get
         {
             lock (_stateLock)
             {
-                var health = _legs.Any(l => l.State == LegState.Failed) ? MirrorHealth.Degraded
-                    : _legs.Any(l => l.State == LegState.Resyncing) ? MirrorHealth.Resyncing : MirrorHealth.Healthy;
-                return new MirrorStatus(MirrorId, health, Size, _bitmap.RegionSize, _bitmap.DirtyCount, Interlocked.Read(ref _resyncDone),
+                return new MirrorStatus(MirrorId, Health, Size, _bitmap.RegionSize, _bitmap.DirtyCount, Interlocked.Read(ref _resyncDone),
                     Interlocked.Read(ref _resyncTotal),
                     [.. _legs.Select(l => new LegStatus(l.Index, l.Name, l.State, l.Superblock.Events, l.Superblock.Epoch, l.Reason))]);
             }
@@ -210,7 +221,7 @@ public sealed partial class Mirror : IBlockDevice
         {
             // Stopping: an interrupted resync resumes from the bitmap at the next assembly.
         }
-        if (Status.Health == MirrorHealth.Healthy)
+        if (Health == MirrorHealth.Healthy)
         {
             _bitmap.Sweep();
             _bitmap.Sweep();
