@@ -230,21 +230,22 @@ public sealed partial class AoeDevice
 
     /// <summary>
     /// The path for the next frame: not down, able to carry <paramref name="minSectors"/>; up paths before suspect ones, then the
-    /// most free window (least outstanding relative to what it may carry), and <paramref name="avoid"/> only if nothing else qualifies.
+    /// fewest frames outstanding, and <paramref name="avoid"/> only if nothing else qualifies. Windows are caps, not weights: a
+    /// path that just came back restarts with a small window, and ranking by free room would leave it idle next to a path whose
+    /// window is large, so it would never be acknowledged enough to grow again.
     /// </summary>
     private AoePath? PickPath(int minSectors, AoePath? avoid, bool respectWindow)
     {
         AoePath? best = null;
-        var bestRank = long.MinValue;
+        (bool Avoided, bool Suspect, int Outstanding) bestRank = default;
         foreach (var path in _paths)
         {
             if (path.State == AoePathState.Down || path.MaxSectors < minSectors)
                 continue;
-            var free = path.Window.Limit - path.Outstanding;
-            if (respectWindow && free <= 0)
+            if (respectWindow && path.Outstanding >= path.Window.Limit)
                 continue;
-            var rank = (long)free + (path.State == AoePathState.Up ? 1L << 32 : 0) - (path == avoid ? 1L << 40 : 0);
-            if (rank > bestRank)
+            var rank = (path == avoid, path.State != AoePathState.Up, path.Outstanding);
+            if (best is null || rank.CompareTo(bestRank) < 0)
             {
                 best = path;
                 bestRank = rank;

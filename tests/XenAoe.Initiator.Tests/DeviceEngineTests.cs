@@ -336,6 +336,44 @@ public sealed class DeviceEngineTests
     }
 
     [Fact]
+    public async Task A_path_that_returns_with_a_small_window_gets_frames_next_to_a_path_whose_window_is_large()
+    {
+        var rig = new Rig(options: new AoeInitiatorOptions { InitialWindow = 4, PathTimeout = TimeSpan.FromSeconds(1), ProbeInterval = TimeSpan.FromMilliseconds(100) });
+        var warmUp = rig.Device.ReadAsync(0, new byte[2 << 20]);
+        rig.Pump();
+        await warmUp;
+        // Path A dies under load; path B carries on.
+        var read = Task.CompletedTask;
+        for (var t = 0; t < 1100 && rig.PathA.State != AoePathState.Down; t += 10)
+        {
+            if (read.IsCompleted)
+                read = rig.Device.ReadAsync(0, new byte[64 * 17 * 512]).AsTask();
+            rig.A.Take();
+            foreach (var frame in rig.B.Take())
+                rig.Deliver(rig.B, rig.Answer(frame));
+            rig.Tick(TimeSpan.FromMilliseconds(10));
+        }
+        rig.A.Take(); // its probe goes unanswered
+        rig.Pump();
+        await read;
+        Assert.Equal(AoePathState.Down, rig.PathA.State);
+        Assert.True(rig.PathB.Window > 16, $"path B's window grew to {rig.PathB.Window}");
+        rig.Tick(TimeSpan.FromMilliseconds(200));
+        rig.Deliver(rig.A, Replies.Config(rig.A.Take().Last(), 17, 64));
+        Assert.Equal(4, rig.PathA.Window);
+
+        // A load of eight frames at a time, as a VM with a few requests in flight makes, must reach the returned path.
+        var sentBefore = rig.PathA.FramesSent;
+        for (var i = 0; i < 10; i++)
+        {
+            var small = rig.Device.ReadAsync(0, new byte[8 * 17 * 512]);
+            rig.Pump();
+            await small;
+        }
+        Assert.True(rig.PathA.FramesSent - sentBefore >= 30, $"the returned path carried {rig.PathA.FramesSent - sentBefore} of 80 frames");
+    }
+
+    [Fact]
     public async Task A_frame_too_big_for_the_remaining_path_is_cut_into_frames_that_path_carries()
     {
         var rig = new Rig(mtuB: 1500, options: new AoeInitiatorOptions { PathTimeout = TimeSpan.FromSeconds(1) });
