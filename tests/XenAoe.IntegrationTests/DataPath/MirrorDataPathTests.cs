@@ -1,6 +1,5 @@
 using System.Text.RegularExpressions;
 using Xunit.Abstractions;
-using XenAoe.IntegrationTests.Infrastructure;
 
 namespace XenAoe.IntegrationTests.DataPath;
 

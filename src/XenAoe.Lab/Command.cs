@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace XenAoe.IntegrationTests.Infrastructure;
+namespace XenAoe.Lab;
 
 /// <summary>The outcome of a finished command.</summary>
 public sealed record CommandResult(int ExitCode, string StdOut, string StdErr)
@@ -89,10 +89,10 @@ public static class Command
 
     public static Task<CommandResult> RunAsync(string file, params string[] args) => RunAsync(file, (IEnumerable<string>)args);
 
-    internal static string FormatCommandLine(string file, IEnumerable<string> args) =>
+    public static string FormatCommandLine(string file, IEnumerable<string> args) =>
         string.Join(' ', new[] { file }.Concat(args).Select(a => a.Length == 0 || a.Any(char.IsWhiteSpace) ? $"'{a}'" : a));
 
-    internal static void KillTree(Process process)
+    public static void KillTree(Process process)
     {
         try
         {

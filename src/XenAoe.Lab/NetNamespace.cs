@@ -1,12 +1,12 @@
 using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 
-namespace XenAoe.IntegrationTests.Infrastructure;
+namespace XenAoe.Lab;
 
 /// <summary>
 /// Runs code of this process inside a named network namespace: a fresh thread joins the namespace with setns(2)
 /// (which changes only the calling thread), runs the code and ends. Sockets opened there stay in that namespace
-/// and can then be used from any thread, so a test can hold raw sockets of several lab hosts at once.
+/// and can then be used from any thread, so one process can hold sockets of several lab hosts at once.
 /// </summary>
 public static class NetNamespace
 {
@@ -46,17 +46,17 @@ public static class NetNamespace
     private static void Enter(string name)
     {
         var path = $"/run/netns/{name}";
-        var fd = LabInterop.Open(path, LabInterop.OpenReadOnlyCloexec);
+        var fd = Interop.Open(path, Interop.OpenReadOnlyCloexec);
         if (fd < 0)
             throw new InvalidOperationException($"Cannot open network namespace {path}: {Marshal.GetLastPInvokeErrorMessage()}");
         try
         {
-            if (LabInterop.SetNs(fd, LabInterop.CloneNewNet) != 0)
+            if (Interop.SetNs(fd, Interop.CloneNewNet) != 0)
                 throw new InvalidOperationException($"setns({path}) failed: {Marshal.GetLastPInvokeErrorMessage()}");
         }
         finally
         {
-            LabInterop.Close(fd);
+            Interop.Close(fd);
         }
     }
 }

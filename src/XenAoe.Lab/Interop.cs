@@ -1,9 +1,9 @@
 using System.Runtime.InteropServices;
 
-namespace XenAoe.IntegrationTests.Infrastructure;
+namespace XenAoe.Lab;
 
 /// <summary>The few libc calls the lab needs beyond System.Diagnostics.Process.</summary>
-internal static partial class LabInterop
+internal static partial class Interop
 {
     private const string Libc = "libc";
 
@@ -26,9 +26,12 @@ internal static partial class LabInterop
     internal static partial int Kill(int pid, int signal);
 }
 
-/// <summary>Signal numbers (x86_64 / aarch64 Linux) for <see cref="LabProcess.KillAsync"/> and <see cref="LabProcess.Signal"/>.</summary>
+/// <summary>Signal numbers (x86_64 / aarch64 Linux) and sending them to a process or process group.</summary>
 public static class Signal
 {
+    /// <summary>kill(2): a negative <paramref name="pid"/> signals that process group. False when no such process exists.</summary>
+    public static bool Send(int pid, int signal) => Interop.Kill(pid, signal) == 0;
+
     public const int Interrupt = 2;
     public const int Kill = 9;
     public const int Terminate = 15;

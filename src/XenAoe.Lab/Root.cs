@@ -1,6 +1,6 @@
-namespace XenAoe.IntegrationTests.Infrastructure;
+namespace XenAoe.Lab;
 
-/// <summary>Whether this process can build network labs: euid 0 and a working `ip netns`.</summary>
+/// <summary>Whether this process can build network namespaces: euid 0 and a working `ip netns`.</summary>
 public static class Root
 {
     private static readonly Lazy<string?> s_unavailableReason = new(Probe);
@@ -11,17 +11,20 @@ public static class Root
     /// <summary>Why <see cref="Available"/> is false; null when it is true.</summary>
     public static string? UnavailableReason => s_unavailableReason.Value;
 
-    /// <summary>Throws a clear message when the lab cannot run here. Integration tests fail rather than pass silently (CI runs as root).</summary>
-    public static void Require()
+    /// <summary>
+    /// Throws a clear message naming <paramref name="what"/> when namespaces cannot be built here. Integration tests fail
+    /// rather than pass silently (CI runs as root).
+    /// </summary>
+    public static void Require(string what = "This integration test")
     {
         if (s_unavailableReason.Value is { } reason)
-            throw new InvalidOperationException($"This integration test needs root and network namespaces: {reason}. Run the tests as root (CI does).");
+            throw new InvalidOperationException($"{what} needs root and network namespaces: {reason}. Run it as root.");
     }
 
     private static string? Probe()
     {
         if (!Environment.IsPrivilegedProcess)
-            return $"effective uid is {LabInterop.GetEffectiveUserId()}, not 0";
+            return $"effective uid is {Interop.GetEffectiveUserId()}, not 0";
         try
         {
             var result = Command.RunAsync("ip", ["netns", "list"], TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
