@@ -73,8 +73,42 @@ public sealed class MirrorDataPath : IAsyncDisposable
         StartAsync(options, (legs, names) =>
             XenAoe.Mirror.Mirror.AssembleAsync(legs[0], legs[1], options.Mirror, options.AllowDegraded, names[0], names[1], ct), ct);
 
+    /// <summary>
+    /// The migration destination's half: opens both legs and joins their reservations (this host's MACs beside the source's),
+    /// without reading or writing the mirror, which the source still runs. <see cref="MirrorDataPathStandby.ActivateAsync"/>
+    /// assembles it once the source has closed it.
+    /// </summary>
+    public static async Task<MirrorDataPathStandby> PrepareIncomingAsync(MirrorDataPathOptions options, CancellationToken ct = default)
+    {
+        var (initiator, legs) = await OpenLegsAsync(options, ReservationClaim.Join, ct).ConfigureAwait(false);
+        return new MirrorDataPathStandby(options, initiator, legs);
+    }
+
     private static async Task<MirrorDataPath> StartAsync(MirrorDataPathOptions options,
         Func<IBlockDevice?[], string[], Task<Mirror.Mirror>> build, CancellationToken ct)
+    {
+        var (initiator, legs) = await OpenLegsAsync(options, ReservationClaim.Exclusive, ct).ConfigureAwait(false);
+        return await AssembleAsync(options, initiator, legs, build).ConfigureAwait(false);
+    }
+
+    internal static async Task<MirrorDataPath> AssembleAsync(MirrorDataPathOptions options, AoeInitiator initiator, AoeDevice?[] legs,
+        Func<IBlockDevice?[], string[], Task<Mirror.Mirror>> build)
+    {
+        try
+        {
+            var mirror = await build(legs, [.. options.Legs.Select(l => l.ToString())]).ConfigureAwait(false);
+            var path = new MirrorDataPath(options, initiator, legs, mirror);
+            path._rejoin = Task.Run(path.RejoinLoopAsync);
+            return path;
+        }
+        catch
+        {
+            await CloseLegsAsync(initiator, legs).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static async Task<(AoeInitiator, AoeDevice?[])> OpenLegsAsync(MirrorDataPathOptions options, ReservationClaim claim, CancellationToken ct)
     {
         if (options.Legs.Count != 2 || options.Legs[0] == options.Legs[1])
             throw new ArgumentException("a mirror needs two distinct leg addresses (one per disk server)");
@@ -88,26 +122,29 @@ public sealed class MirrorDataPath : IAsyncDisposable
         try
         {
             for (var i = 0; i < 2; i++)
-                legs[i] = await OpenLegAsync(initiator, options, options.Legs[i], ct).ConfigureAwait(false);
-            var mirror = await build(legs, [.. options.Legs.Select(l => l.ToString())]).ConfigureAwait(false);
-            var path = new MirrorDataPath(options, initiator, legs, mirror);
-            path._rejoin = Task.Run(path.RejoinLoopAsync);
-            return path;
+                legs[i] = await OpenLegAsync(initiator, options, options.Legs[i], claim, ct).ConfigureAwait(false);
+            return (initiator, legs);
         }
         catch
         {
-            foreach (var leg in legs)
-            {
-                if (leg is not null)
-                    await leg.DisposeAsync().ConfigureAwait(false);
-            }
-            await initiator.DisposeAsync().ConfigureAwait(false);
+            await CloseLegsAsync(initiator, legs).ConfigureAwait(false);
             throw;
         }
     }
 
+    internal static async Task CloseLegsAsync(AoeInitiator initiator, AoeDevice?[] legs)
+    {
+        foreach (var leg in legs)
+        {
+            if (leg is not null)
+                await leg.DisposeAsync().ConfigureAwait(false);
+        }
+        await initiator.DisposeAsync().ConfigureAwait(false);
+    }
+
     /// <summary>Opens a leg and takes its reservation for this host's MACs; null when it does not answer (degraded assembly decides).</summary>
-    private static async Task<AoeDevice?> OpenLegAsync(AoeInitiator initiator, MirrorDataPathOptions options, AoeAddress address, CancellationToken ct)
+    private static async Task<AoeDevice?> OpenLegAsync(AoeInitiator initiator, MirrorDataPathOptions options, AoeAddress address,
+        ReservationClaim claim, CancellationToken ct)
     {
         AoeDevice device;
         try
@@ -121,7 +158,7 @@ public sealed class MirrorDataPath : IAsyncDisposable
         }
         try
         {
-            await ClaimAsync(device, options, ct).ConfigureAwait(false);
+            await ClaimAsync(device, options, claim, ct).ConfigureAwait(false);
             return device;
         }
         catch
@@ -132,10 +169,13 @@ public sealed class MirrorDataPath : IAsyncDisposable
     }
 
     /// <summary>
-    /// The AoE reservation is the fence: only the listed MACs may read or write. Taken when free or already ours; refused when another
-    /// host holds it, unless <see cref="MirrorDataPathOptions.TakeOver"/> (the controller does that after declaring the holder dead).
+    /// The AoE reservation is the fence: only the listed MACs may read or write. <see cref="ReservationClaim.Exclusive"/> takes
+    /// it when free or already ours, and refuses when another host holds it unless <see cref="MirrorDataPathOptions.TakeOver"/>
+    /// (the controller, after declaring the holder dead; a migration destination, once the source closed the mirror): then
+    /// this host's MACs alone are force-set, which fences every other host. <see cref="ReservationClaim.Join"/> adds this
+    /// host's MACs to the holders (a migration destination while the source still runs).
     /// </summary>
-    private static async Task ClaimAsync(AoeDevice device, MirrorDataPathOptions options, CancellationToken ct)
+    internal static async Task ClaimAsync(AoeDevice device, MirrorDataPathOptions options, ReservationClaim claim, CancellationToken ct)
     {
         var ours = device.LocalMacs;
         IReadOnlyList<MacAddress> holders;
@@ -148,6 +188,14 @@ public sealed class MirrorDataPath : IAsyncDisposable
             options.Log($"warning: {device.Address} does not implement AoE reserve/release (vblade, for one): this leg cannot be fenced");
             return;
         }
+        if (claim == ReservationClaim.Join)
+        {
+            if (ours.All(holders.Contains))
+                return;
+            await device.SetReservationAsync([.. holders.Union(ours)], force: true, ct).ConfigureAwait(false);
+            options.Log($"leg {device.Address} joined by {string.Join(", ", ours)} beside {string.Join(", ", holders)}");
+            return;
+        }
         if (holders.Count != 0 && !holders.Any(ours.Contains) && !options.TakeOver)
         {
             throw new MirrorAssemblyException($"{device.Address} is reserved by {string.Join(", ", holders)}: another host owns this disk. " +
@@ -157,6 +205,22 @@ public sealed class MirrorDataPath : IAsyncDisposable
             return;
         await device.SetReservationAsync(ours, force: holders.Count != 0, ct).ConfigureAwait(false);
         options.Log($"leg {device.Address} reserved for {string.Join(", ", ours)}");
+    }
+
+    /// <summary>Removes this host's MACs from a reservation it joined; best effort (the leg may be gone).</summary>
+    internal static async Task LeaveAsync(AoeDevice device, MirrorDataPathOptions options, CancellationToken ct)
+    {
+        try
+        {
+            var holders = await device.ReadReservationAsync(ct).ConfigureAwait(false);
+            var rest = holders.Except(device.LocalMacs).ToArray();
+            if (rest.Length != holders.Count)
+                await device.SetReservationAsync(rest, force: true, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or TimeoutException)
+        {
+            options.Log($"leg {device.Address}: could not leave its reservation: {e.Message}");
+        }
     }
 
     /// <summary>
@@ -185,10 +249,10 @@ public sealed class MirrorDataPath : IAsyncDisposable
         var address = _options.Legs[index];
         try
         {
-            _devices[index] ??= await OpenLegAsync(_initiator, _options, address, _stopping.Token).ConfigureAwait(false);
+            _devices[index] ??= await OpenLegAsync(_initiator, _options, address, ReservationClaim.Exclusive, _stopping.Token).ConfigureAwait(false);
             if (_devices[index] is not { } device)
                 return;
-            await ClaimAsync(device, _options, _stopping.Token).ConfigureAwait(false);
+            await ClaimAsync(device, _options, ReservationClaim.Exclusive, _stopping.Token).ConfigureAwait(false);
             await Mirror.ReaddLegAsync(index, device, _stopping.Token).ConfigureAwait(false);
             _options.Log($"leg {address} is back: resyncing {Mirror.Status.DirtyRegions} dirty regions");
         }
@@ -210,7 +274,7 @@ public sealed class MirrorDataPath : IAsyncDisposable
     {
         if (_options.Legs.Contains(address))
             throw new ArgumentException($"{address} is already a leg of this mirror");
-        var device = await OpenLegAsync(_initiator, _options, address, ct).ConfigureAwait(false)
+        var device = await OpenLegAsync(_initiator, _options, address, ReservationClaim.Exclusive, ct).ConfigureAwait(false)
             ?? throw new TimeoutException($"the new leg {address} does not answer");
         await Mirror.ReplaceLegAsync(index, device, address.ToString(), ct).ConfigureAwait(false);
         _devices[index] = device;
@@ -223,5 +287,74 @@ public sealed class MirrorDataPath : IAsyncDisposable
         await Mirror.DisposeAsync().ConfigureAwait(false);
         await _initiator.DisposeAsync().ConfigureAwait(false);
         _stopping.Dispose();
+    }
+}
+
+internal enum ReservationClaim
+{
+    Exclusive,
+    Join,
+}
+
+/// <summary>
+/// A migration destination's legs, opened and joined to their reservations while the source still runs the mirror. Nothing is
+/// read or written until <see cref="ActivateAsync"/>; disposing it unactivated (a failed migration) leaves the reservations.
+/// </summary>
+public sealed class MirrorDataPathStandby : IAsyncDisposable
+{
+    private readonly MirrorDataPathOptions _options;
+    private readonly AoeInitiator _initiator;
+    private readonly AoeDevice?[] _legs;
+    private bool _handedOver;
+
+    internal MirrorDataPathStandby(MirrorDataPathOptions options, AoeInitiator initiator, AoeDevice?[] legs)
+    {
+        _options = options;
+        _initiator = initiator;
+        _legs = legs;
+    }
+
+    /// <summary>
+    /// Call once the source has closed the mirror (its superblocks say clean): takes both reservations for this host alone (the
+    /// source is fenced from here on) and assembles the mirror. The standby is used up, whatever the outcome.
+    /// </summary>
+    public async Task<MirrorDataPath> ActivateAsync(CancellationToken ct = default)
+    {
+        ObjectDisposedException.ThrowIf(_handedOver, this);
+        _handedOver = true;
+        var options = new MirrorDataPathOptions
+        {
+            Interfaces = _options.Interfaces, Legs = _options.Legs, AllowDegraded = _options.AllowDegraded, TakeOver = true,
+            Mirror = _options.Mirror, LegRetryInterval = _options.LegRetryInterval, PathTimeout = _options.PathTimeout,
+            DeviceTimeout = _options.DeviceTimeout, Log = _options.Log,
+        };
+        try
+        {
+            foreach (var leg in _legs)
+            {
+                if (leg is not null)
+                    await MirrorDataPath.ClaimAsync(leg, options, ReservationClaim.Exclusive, ct).ConfigureAwait(false);
+            }
+        }
+        catch
+        {
+            await MirrorDataPath.CloseLegsAsync(_initiator, _legs).ConfigureAwait(false);
+            throw;
+        }
+        return await MirrorDataPath.AssembleAsync(options, _initiator, _legs, (legs, names) =>
+            XenAoe.Mirror.Mirror.AssembleAsync(legs[0], legs[1], options.Mirror, options.AllowDegraded, names[0], names[1], ct)).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_handedOver)
+            return;
+        _handedOver = true;
+        foreach (var leg in _legs)
+        {
+            if (leg is not null)
+                await MirrorDataPath.LeaveAsync(leg, _options, CancellationToken.None).ConfigureAwait(false);
+        }
+        await MirrorDataPath.CloseLegsAsync(_initiator, _legs).ConfigureAwait(false);
     }
 }

@@ -1,0 +1,58 @@
+namespace XenAoe.Block;
+
+/// <summary>
+/// A block device whose backing device arrives later: its size is known up front (a migration destination learns it from the
+/// source) so a client can connect and probe, while every request waits until <see cref="Activate"/> supplies the device or
+/// <see cref="Fail"/> gives up. The wait is the point: a migrated VM resumes on the destination before the source has closed
+/// its mirror, and its first I/O must neither fail nor reach a disk someone else still writes.
+/// </summary>
+/// <remarks>Thread-safe. Disposing it disposes the activated device.</remarks>
+public sealed class PendingBlockDevice(long size, bool readOnly = false) : IBlockDevice
+{
+    private readonly TaskCompletionSource<IBlockDevice> _device = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public long Size { get; } = size;
+
+    public bool ReadOnly { get; } = readOnly;
+
+    /// <summary>True once a device was supplied.</summary>
+    public bool IsActive => _device.Task.IsCompletedSuccessfully;
+
+    /// <summary>Supplies the device; waiting and later requests go to it. Its size must match.</summary>
+    public void Activate(IBlockDevice device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (device.Size != Size)
+            throw new ArgumentException($"the device has {device.Size} bytes, the pending one promised {Size}", nameof(device));
+        if (!_device.TrySetResult(device))
+            throw new InvalidOperationException("the pending device was already activated or failed");
+    }
+
+    /// <summary>Fails every waiting and later request with <see cref="BlockError.Io"/> and <paramref name="reason"/>.</summary>
+    public void Fail(string reason) => _device.TrySetException(new BlockDeviceException(BlockError.Io, reason));
+
+    public async ValueTask ReadAsync(long offset, Memory<byte> buffer, CancellationToken ct = default) =>
+        await (await DeviceAsync(ct).ConfigureAwait(false)).ReadAsync(offset, buffer, ct).ConfigureAwait(false);
+
+    public async ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, bool forceUnitAccess = false, CancellationToken ct = default) =>
+        await (await DeviceAsync(ct).ConfigureAwait(false)).WriteAsync(offset, data, forceUnitAccess, ct).ConfigureAwait(false);
+
+    public async ValueTask FlushAsync(CancellationToken ct = default) =>
+        await (await DeviceAsync(ct).ConfigureAwait(false)).FlushAsync(ct).ConfigureAwait(false);
+
+    public async ValueTask WriteZeroesAsync(long offset, long length, CancellationToken ct = default) =>
+        await (await DeviceAsync(ct).ConfigureAwait(false)).WriteZeroesAsync(offset, length, ct).ConfigureAwait(false);
+
+    public async ValueTask TrimAsync(long offset, long length, CancellationToken ct = default) =>
+        await (await DeviceAsync(ct).ConfigureAwait(false)).TrimAsync(offset, length, ct).ConfigureAwait(false);
+
+    private ValueTask<IBlockDevice> DeviceAsync(CancellationToken ct) =>
+        _device.Task.IsCompletedSuccessfully ? new(_device.Task.Result) : new(_device.Task.WaitAsync(ct));
+
+    public async ValueTask DisposeAsync()
+    {
+        Fail("the pending device was closed before it was activated");
+        if (_device.Task.IsCompletedSuccessfully)
+            await _device.Task.Result.DisposeAsync().ConfigureAwait(false);
+    }
+}
