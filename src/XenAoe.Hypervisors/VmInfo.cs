@@ -21,6 +21,8 @@ public enum VmState
     Stopped,
     /// <summary>The process is gone without an orderly end (killed from outside, crashed), or the guest stopped on an error.</summary>
     Crashed,
+    /// <summary>The process is alive but its control channel does not answer (e.g. another client holds QMP).</summary>
+    Unknown,
 }
 
 /// <summary>How <see cref="IHypervisorDriver.StopAsync"/> ended the VM.</summary>
