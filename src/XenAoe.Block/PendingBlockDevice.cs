@@ -6,7 +6,7 @@ namespace XenAoe.Block;
 /// <see cref="Fail"/> gives up. The wait is the point: a migrated VM resumes on the destination before the source has closed
 /// its mirror, and its first I/O must neither fail nor reach a disk someone else still writes.
 /// </summary>
-/// <remarks>Thread-safe. Disposing it disposes the activated device.</remarks>
+/// <remarks>Thread-safe. The activated device stays its supplier's: disposing this one only fails requests still waiting.</remarks>
 public sealed class PendingBlockDevice(long size, bool readOnly = false) : IBlockDevice
 {
     private readonly TaskCompletionSource<IBlockDevice> _device = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -49,10 +49,9 @@ public sealed class PendingBlockDevice(long size, bool readOnly = false) : IBloc
     private ValueTask<IBlockDevice> DeviceAsync(CancellationToken ct) =>
         _device.Task.IsCompletedSuccessfully ? new(_device.Task.Result) : new(_device.Task.WaitAsync(ct));
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
         Fail("the pending device was closed before it was activated");
-        if (_device.Task.IsCompletedSuccessfully)
-            await _device.Task.Result.DisposeAsync().ConfigureAwait(false);
+        return ValueTask.CompletedTask;
     }
 }

@@ -1,3 +1,4 @@
+using XenAoe.Agents.Host;
 using XenAoe.Mirror;
 using XenAoe.Storage;
 
@@ -14,7 +15,7 @@ internal static class CommandErrors
             return 0;
         }
         catch (Exception e) when (e is StorageException or MirrorAssemblyException or ArgumentException or FormatException or IOException
-            or TimeoutException or UnauthorizedAccessException)
+            or TimeoutException or UnauthorizedAccessException or HostException or HttpRequestException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;

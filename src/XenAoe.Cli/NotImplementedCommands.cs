@@ -7,9 +7,7 @@ internal static class NotImplementedCommands
 {
     public static readonly (string Name, string Description)[] All =
     [
-        ("host", "CPU-server daemon: VMs on mirrored AoE disks (not implemented yet)"),
         ("lab", "A whole cluster in network namespaces on one machine (not implemented yet)"),
-        ("vm", "Create, start, stop, migrate VMs (not implemented yet)"),
         ("controller", "Controller daemon: state, jobs, scheduler, failover (not implemented yet)"),
     ];
 

@@ -5,6 +5,9 @@ var root = new RootCommand("XenAoE: a private cloud on commodity machines, with 
 {
     DiskCommands.Build(),
     MirrorCommands.Build(),
+    HostCommands.Build(),
+    VmCommands.Build(),
+    VmCommands.Console(),
 };
 foreach (var (name, description) in NotImplementedCommands.All)
     root.Subcommands.Add(NotImplementedCommands.Build(name, description));

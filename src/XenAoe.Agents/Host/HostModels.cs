@@ -1,0 +1,110 @@
+using System.Text.Json.Serialization;
+using XenAoe.Agents.Disk;
+using XenAoe.Hypervisors;
+
+namespace XenAoe.Agents.Host;
+
+/// <summary>A VM as a CPU server is asked to run it: hypervisor-neutral, with disks named by their mirror legs.</summary>
+/// <param name="VncDisplay">VNC display on the host's management address (port 5900 + display); null: a unix socket only.</param>
+public sealed record VmDefinition(
+    string Name,
+    Guid Uuid,
+    int Cpus,
+    int MemoryMiB,
+    VmBoot Boot,
+    IReadOnlyList<VmDiskDefinition> Disks,
+    IReadOnlyList<VmNicDefinition> Nics,
+    int? VncDisplay = null);
+
+/// <summary>A virtio disk: a RAID1 mirror over two AoE volumes (addresses such as <c>e1.0</c>) on two disk servers.</summary>
+public sealed record VmDiskDefinition(string Id, IReadOnlyList<string> Legs, bool ReadOnly = false);
+
+/// <summary>A virtio NIC on a TAP device the host creates on its VM bridge.</summary>
+public sealed record VmNicDefinition(string Id, string Mac);
+
+/// <param name="TakeOver">Force the disks' reservations even if another host holds them: only for a host known dead and fenced.</param>
+/// <param name="AllowDegraded">Start with one leg of a mirror when the other does not answer.</param>
+public sealed record StartVmRequest(VmDefinition Vm, bool TakeOver = false, bool AllowDegraded = false);
+
+public sealed record StopVmRequest(double? GracefulSeconds = null);
+
+/// <param name="Destination">The destination host daemon's API, e.g. <c>http://10.77.0.22:7300</c>.</param>
+public sealed record MigrateVmRequest(string Destination, double? DowntimeLimitMs = null);
+
+/// <summary>What a migration destination needs: the VM and its disks' sizes (the NBD exports exist before the mirrors are assembled).</summary>
+public sealed record IncomingVmRequest(VmDefinition Vm, IReadOnlyList<long> DiskSizes);
+
+/// <param name="MigrationUri">Where the source hypervisor sends the VM, e.g. <c>tcp:10.77.0.22:49152</c>.</param>
+public sealed record IncomingVmResponse(string MigrationUri);
+
+public sealed record HostNic(string Name, string Mac, int Mtu);
+
+/// <summary>A CPU server's resources and identity.</summary>
+public sealed record HostInfo(
+    string Name,
+    string? ApiUrl,
+    int Cpus,
+    long MemoryMiB,
+    long MemoryAvailableMiB,
+    int MemoryCommittedMiB,
+    IReadOnlyList<HostNic> StorageNics,
+    string Hypervisor,
+    int Vms);
+
+public sealed record VmDiskStatus(string Id, IReadOnlyList<string> Legs, string Export, string Health, long SizeBytes, long DirtyRegions, string? Detail);
+
+/// <summary>One VM on this host: the hypervisor's view plus its disks' data paths and any migration.</summary>
+/// <param name="Role">running, incoming (waiting for a migration to finish) or migrating (the source side).</param>
+public sealed record VmStatus(
+    string Name,
+    Guid Uuid,
+    string Role,
+    string State,
+    string StateDetail,
+    int? Pid,
+    string Accelerator,
+    int Cpus,
+    int MemoryMiB,
+    VmConsoles? Consoles,
+    IReadOnlyList<VmDiskStatus> Disks,
+    IReadOnlyList<VmNicDefinition> Nics,
+    MigrationReport? Migration);
+
+/// <summary>A migration as the source saw it. Times in milliseconds.</summary>
+/// <param name="Phase">preparing, transferring, handing-over, completed or failed.</param>
+/// <param name="DowntimeMs">The guest's pause as the hypervisor reports it.</param>
+/// <param name="HandoverMs">From the source's switch-over to the destination's disks being assembled: the guest's I/O waits this long.</param>
+public sealed record MigrationReport(
+    string Destination,
+    string Phase,
+    string? HypervisorState,
+    double? TotalMs,
+    double? DowntimeMs,
+    double? HandoverMs,
+    long? RamTransferred,
+    long? RamTotal,
+    string? Error);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, UseStringEnumConverter = true)]
+[JsonSerializable(typeof(StartVmRequest))]
+[JsonSerializable(typeof(StopVmRequest))]
+[JsonSerializable(typeof(MigrateVmRequest))]
+[JsonSerializable(typeof(IncomingVmRequest))]
+[JsonSerializable(typeof(IncomingVmResponse))]
+[JsonSerializable(typeof(HostInfo))]
+[JsonSerializable(typeof(VmStatus))]
+[JsonSerializable(typeof(IReadOnlyList<VmStatus>))]
+[JsonSerializable(typeof(VmDefinition))]
+[JsonSerializable(typeof(MigrationReport))]
+[JsonSerializable(typeof(ErrorResponse))]
+public sealed partial class HostApiJsonContext : JsonSerializerContext;
+
+/// <summary>A request the host refuses, with the HTTP status it maps to.</summary>
+public sealed class HostException(string message, int status = 400, Exception? inner = null) : Exception(message, inner)
+{
+    public int Status { get; } = status;
+
+    public static HostException NotFound(string vm) => new($"no VM '{vm}' on this host", 404);
+
+    public static HostException Conflict(string message) => new(message, 409);
+}
