@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using XenAoe.Agents.Host;
 using XenAoe.Aoe;
+using XenAoe.Block;
 using XenAoe.Mirror;
 using XenAoe.Nbd;
 
@@ -30,13 +31,29 @@ internal static class MirrorCommands
     private static Command Create()
     {
         var assumeClean = new Option<bool>("--assume-clean") { Description = "Both legs are known identical (e.g. new sparse volumes): skip the initial copy" };
+        var image = new Option<string>("--image") { Description = "Raw disk image to write onto the new mirror (both legs), e.g. a VM's root disk" };
         var command = new Command("create", "Format two AoE volumes as a new mirror (destroys their contents); without --assume-clean, copies leg 1 from leg 0")
-            { Interfaces, Legs, RegionSize, ResyncMBps, LegTimeout, assumeClean };
+            { Interfaces, Legs, RegionSize, ResyncMBps, LegTimeout, assumeClean, image };
         command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
             await using var path = await MirrorDataPath.CreateAsync(Options(parse), parse.GetValue(assumeClean), ct);
             if (!parse.GetValue(assumeClean))
                 await WithProgressAsync(path.Mirror, ct);
+            if (parse.GetValue(image) is { } file)
+            {
+                var total = new FileInfo(file).Length;
+                var reported = 0L;
+                var written = await BlockImage.WriteAsync(file, path.Mirror, new Progress<long>(done =>
+                {
+                    // A line per tenth, so a slow copy shows it is alive without flooding a log.
+                    if (done * 10 / Math.Max(1, total) > Interlocked.Read(ref reported))
+                    {
+                        Interlocked.Exchange(ref reported, done * 10 / Math.Max(1, total));
+                        Console.WriteLine($"image: {Sizes.Format(done)} of {Sizes.Format(total)} written");
+                    }
+                }), ct);
+                Console.WriteLine($"image {file}: {Sizes.Format(written)} written to both legs");
+            }
             Print(path.Mirror.Status);
         }));
         return command;

@@ -55,3 +55,64 @@ public sealed class PendingBlockDeviceTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => read);
     }
 }
+
+public sealed class BlockImageTests
+{
+    [Fact]
+    public async Task An_image_lands_at_the_start_of_the_device_with_its_last_sector_padded_and_progress_reaches_the_end()
+    {
+        var path = Path.GetTempFileName();
+        try
+        {
+            var data = new byte[(9 << 20) + 100];
+            Random.Shared.NextBytes(data);
+            await File.WriteAllBytesAsync(path, data);
+            var leg = TestLeg.New(16 << 20);
+            leg.Disk.AsSpan().Fill(0xEE);
+            var progress = new HighestProgress();
+            var written = await BlockImage.WriteAsync(path, leg, progress);
+            Assert.Equal((9 << 20) + 512, written);
+            Assert.Equal(written, progress.Highest);
+            Assert.Equal(data, leg.Disk.AsSpan(0, data.Length).ToArray());
+            Assert.All(leg.Disk.AsSpan(data.Length, 412).ToArray(), b => Assert.Equal(0, b));
+            Assert.Equal(0xEE, leg.Disk[written]);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    private sealed class HighestProgress : IProgress<long>
+    {
+        private long _highest;
+
+        public long Highest => Interlocked.Read(ref _highest);
+
+        public void Report(long value)
+        {
+            long seen;
+            while ((seen = Interlocked.Read(ref _highest)) < value && Interlocked.CompareExchange(ref _highest, value, seen) != seen)
+            {
+            }
+        }
+    }
+
+    [Fact]
+    public async Task An_image_larger_than_the_device_is_refused_before_anything_is_written()
+    {
+        var path = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllBytesAsync(path, new byte[2 << 20]);
+            var leg = TestLeg.New(1 << 20);
+            var error = await Assert.ThrowsAsync<ArgumentException>(() => BlockImage.WriteAsync(path, leg));
+            Assert.Contains("larger than the device", error.Message);
+            Assert.Equal(0, leg.BytesWritten);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}
