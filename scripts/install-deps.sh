@@ -4,6 +4,7 @@ set -euo pipefail
 
 packages=(
   iproute2 kmod cpio gcc make           # namespaces, initramfs packing, the C load generator
+  iputils-ping                          # the lab's jumbo-frame check (ping -M do)
   vblade aoetools                       # reference AoE target and userland clients
   qemu-system-x86 qemu-utils busybox-static  # guests running the Linux aoe driver
   fio nbdkit libnbd-bin                 # NBD clients and reference server

@@ -19,6 +19,9 @@ internal static partial class Interop
     [LibraryImport(Libc, EntryPoint = "close", SetLastError = true)]
     internal static partial int Close(int fd);
 
+    [LibraryImport(Libc, EntryPoint = "fsync", SetLastError = true)]
+    internal static partial int FSync(int fd);
+
     [LibraryImport(Libc, EntryPoint = "setns", SetLastError = true)]
     internal static partial int SetNs(int fd, int nsType);
 
