@@ -7,7 +7,6 @@ internal static class NotImplementedCommands
 {
     public static readonly (string Name, string Description)[] All =
     [
-        ("lab", "A whole cluster in network namespaces on one machine (not implemented yet)"),
         ("controller", "Controller daemon: state, jobs, scheduler, failover (not implemented yet)"),
     ];
 

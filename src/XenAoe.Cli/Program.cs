@@ -8,6 +8,7 @@ var root = new RootCommand("XenAoE: a private cloud on commodity machines, with 
     HostCommands.Build(),
     VmCommands.Build(),
     VmCommands.Console(),
+    LabCommands.Build(),
 };
 foreach (var (name, description) in NotImplementedCommands.All)
     root.Subcommands.Add(NotImplementedCommands.Build(name, description));
