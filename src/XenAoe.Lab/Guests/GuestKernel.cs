@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 
-namespace XenAoe.IntegrationTests.Infrastructure;
+namespace XenAoe.Lab.Guests;
 
 /// <summary>
 /// A Debian kernel unpacked for QEMU guests: the <c>vmlinuz</c> image and its module tree (with <c>modules.dep</c>).
