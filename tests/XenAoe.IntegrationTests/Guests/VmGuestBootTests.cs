@@ -115,4 +115,37 @@ public sealed class VmGuestBootTests(ITestOutputHelper output)
         var state = (await Command.RunAsync("dumpe2fs", ["-h", lab.DiskPath])).EnsureSuccess().StdOut;
         Assert.Contains(state.Split('\n'), l => l.StartsWith("Filesystem state:", StringComparison.Ordinal) && l.TrimEnd().EndsWith(" clean", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task A_failed_counter_write_is_reported_on_the_console_and_counted_and_the_counter_resumes_when_the_disk_is_writable()
+    {
+        await using var lab = await VmGuestLab.CreateAsync(output.WriteLine);
+        var guest = await lab.StartAsync();
+        var ready = await lab.WaitForReadyAsync();
+
+        // A read-only root makes every counter write fail, as a dead disk would, without touching the host's disk copy.
+        await guest.SendLineAsync("until mount -o remount,ro /; do usleep 50000; done");
+        var error = await guest.WaitForLineAsync(l => l.Index > ready.Index && l.Text.StartsWith(VmGuestImage.IoErrorTag, StringComparison.Ordinal),
+            "a counter write to fail on the read-only root", TimeSpan.FromSeconds(20));
+        output.WriteLine(error.Text);
+        using (var status = JsonDocument.Parse(await lab.GetAsync("cgi-bin/status")))
+            Assert.True(status.RootElement.GetProperty("ioErrors").GetInt64() >= 1, status.RootElement.ToString());
+        var stuck = await lab.CounterAsync();
+
+        await guest.SendLineAsync("mount -o remount,rw /");
+        var resumed = await Eventually.ValueAsync<long>(async () => await lab.CounterAsync() is var c && c > stuck ? c : null,
+            TimeSpan.FromSeconds(20), $"GET /counter to grow past {stuck} once the root is writable again");
+        output.WriteLine($"counter held at {stuck} while writes failed, then {resumed}");
+    }
+
+    [Fact]
+    public async Task Without_a_disk_the_initrd_says_so_on_the_console_and_powers_off()
+    {
+        await using var lab = await VmGuestLab.CreateAsync(output.WriteLine);
+        var guest = await lab.StartAsync(withDisk: false, extraKernelParameters: "xenaoe.roottimeout=3");
+
+        var error = await guest.WaitForLineAsync(VmGuestImage.InitrdErrorTag, TimeSpan.FromSeconds(60));
+        Assert.Contains("/dev/vda did not appear within 3s", error.Text, StringComparison.Ordinal);
+        await guest.WaitForExitAsync(TimeSpan.FromSeconds(30));
+    }
 }

@@ -92,15 +92,17 @@ public sealed class VmGuestLab : IAsyncDisposable
     }
 
     /// <summary>Boots the guest (256 MiB, TCG) from <see cref="DiskPath"/>, with the serial console open for typing.</summary>
-    public async Task<QemuGuest> StartAsync()
+    /// <param name="withDisk">False boots without a disk, to see the initrd give up.</param>
+    /// <param name="extraKernelParameters">Appended to the image's kernel command line.</param>
+    public async Task<QemuGuest> StartAsync(bool withDisk = true, string extraKernelParameters = "")
     {
         if (Guest is not null)
             throw new InvalidOperationException("The guest is already started.");
         Guest = await QemuGuest.StartAsync(Lab.SwitchNamespace, Tap, new QemuGuestOptions(Image.KernelPath, Image.InitrdPath)
         {
-            Append = Image.KernelCommandLine(Network),
+            Append = $"{Image.KernelCommandLine(Network)} {extraKernelParameters}".TrimEnd(),
             MemoryMiB = 256,
-            Disks = [DiskPath],
+            Disks = withDisk ? [DiskPath] : [],
             ExitOnReboot = false,
             Console = true,
         }).ConfigureAwait(false);
