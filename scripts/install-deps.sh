@@ -7,6 +7,7 @@ packages=(
   iputils-ping                          # the lab's jumbo-frame check (ping -M do)
   vblade aoetools                       # reference AoE target and userland clients
   qemu-system-x86 qemu-utils busybox-static  # guests running the Linux aoe driver
+  e2fsprogs                             # the VM guest's root image (mke2fs -d), read back by tests (debugfs)
   fio nbdkit libnbd-bin                 # NBD clients and reference server
 )
 

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net.Sockets;
 using System.Text;
+using System.Text.Json;
 using XenAoe.Aoe;
 
 namespace XenAoe.IntegrationTests.Infrastructure;
@@ -18,11 +20,15 @@ public sealed class QemuGuest : IAsyncDisposable
     private readonly List<GuestLine> _lines = [];
     private readonly Lock _gate = new();
     private readonly Task _readers;
+    private readonly string _runtimeDirectory;
+    private readonly string _qmpSocket;
     private TaskCompletionSource _changed = NewSignal();
     private bool _outputClosed;
 
-    private QemuGuest(Process process, Stopwatch clock, string commandLine)
+    private QemuGuest(Process process, Stopwatch clock, string commandLine, string runtimeDirectory, string qmpSocket)
     {
+        _runtimeDirectory = runtimeDirectory;
+        _qmpSocket = qmpSocket;
         _process = process;
         _clock = clock;
         CommandLine = commandLine;
@@ -68,23 +74,44 @@ public sealed class QemuGuest : IAsyncDisposable
     /// Starts <c>qemu-system-x86_64 -accel tcg</c> inside <paramref name="switchNamespace"/> (the namespace that holds
     /// <paramref name="tapName"/>) with a virtio-net NIC on that TAP and the kernel console on the serial port.
     /// </summary>
-    public static Task<QemuGuest> StartAsync(string switchNamespace, string tapName, string kernel, string initramfs, string mac, int memoryMiB = 512)
+    public static Task<QemuGuest> StartAsync(string switchNamespace, string tapName, string kernel, string initramfs, string mac, int memoryMiB = 512) =>
+        StartAsync(switchNamespace, tapName, new QemuGuestOptions(kernel, initramfs) { Mac = mac, MemoryMiB = memoryMiB });
+
+    /// <summary>
+    /// Starts <c>qemu-system-x86_64 -accel tcg</c> inside <paramref name="switchNamespace"/> (the namespace that holds
+    /// <paramref name="tapName"/>) with a virtio-net NIC on that TAP, the serial console on stdio and a QMP socket
+    /// (<see cref="QmpAsync"/>), as <paramref name="options"/> say.
+    /// </summary>
+    public static Task<QemuGuest> StartAsync(string switchNamespace, string tapName, QemuGuestOptions options)
     {
-        if (!File.Exists(kernel))
-            throw new FileNotFoundException("Guest kernel not found.", kernel);
-        if (!File.Exists(initramfs))
-            throw new FileNotFoundException("Guest initramfs not found.", initramfs);
-        string[] args =
+        ArgumentNullException.ThrowIfNull(options);
+        if (!File.Exists(options.Kernel))
+            throw new FileNotFoundException("Guest kernel not found.", options.Kernel);
+        if (!File.Exists(options.Initrd))
+            throw new FileNotFoundException("Guest initramfs not found.", options.Initrd);
+        foreach (var disk in options.Disks)
+        {
+            if (!File.Exists(disk))
+                throw new FileNotFoundException("Guest disk image not found.", disk);
+        }
+        var runtime = Directory.CreateTempSubdirectory("xenaoe-qemu-").FullName;
+        var qmp = Path.Combine(runtime, "qmp.sock");
+        List<string> args =
         [
             "netns", "exec", switchNamespace,
-            "qemu-system-x86_64", "-accel", "tcg", "-nographic", "-no-reboot",
-            "-m", memoryMiB.ToString(CultureInfo.InvariantCulture),
-            "-kernel", kernel, "-initrd", initramfs,
-            "-append", "console=ttyS0 panic=-1 quiet",
+            "qemu-system-x86_64", "-accel", "tcg", "-nographic",
+            "-m", options.MemoryMiB.ToString(CultureInfo.InvariantCulture),
+            "-kernel", options.Kernel, "-initrd", options.Initrd,
+            "-append", options.Append,
             "-netdev", $"tap,id=n0,ifname={tapName},script=no,downscript=no",
             // romfile= skips the NIC's iPXE option ROM: nothing boots from the network, and the boot is faster.
-            "-device", $"virtio-net-pci,netdev=n0,mac={mac},romfile=",
+            "-device", $"virtio-net-pci,netdev=n0,mac={options.Mac ?? RandomMac().ToString()},romfile=",
+            "-qmp", $"unix:{qmp},server=on,wait=off",
         ];
+        if (options.ExitOnReboot)
+            args.Add("-no-reboot");
+        foreach (var disk in options.Disks)
+            args.AddRange(["-drive", $"file={disk},format=raw,if=virtio"]);
         var start = new ProcessStartInfo("ip")
         {
             RedirectStandardInput = true,
@@ -96,10 +123,65 @@ public sealed class QemuGuest : IAsyncDisposable
         foreach (var arg in args)
             start.ArgumentList.Add(arg);
         var clock = Stopwatch.StartNew();
-        var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start ip netns exec qemu-system-x86_64.");
-        // QEMU gets EOF on its stdio console at once: nothing types into the guest.
-        process.StandardInput.Close();
-        return Task.FromResult(new QemuGuest(process, clock, "ip " + string.Join(' ', args)));
+        Process process;
+        try
+        {
+            process = Process.Start(start) ?? throw new InvalidOperationException("Could not start ip netns exec qemu-system-x86_64.");
+        }
+        catch
+        {
+            Directory.Delete(runtime, recursive: true);
+            throw;
+        }
+        if (!options.Console)
+        {
+            // QEMU gets EOF on its stdio console at once: nothing types into the guest.
+            process.StandardInput.Close();
+        }
+        return Task.FromResult(new QemuGuest(process, clock, "ip " + string.Join(' ', args), runtime, qmp));
+    }
+
+    /// <summary>Types <paramref name="line"/> and Enter on the serial console (needs <see cref="QemuGuestOptions.Console"/>).</summary>
+    public async Task SendLineAsync(string line, CancellationToken ct = default)
+    {
+        var input = _process.StandardInput;
+        if (!input.BaseStream.CanWrite)
+            throw new InvalidOperationException("The guest was started without QemuGuestOptions.Console: its console input is closed.");
+        await input.WriteAsync((line + "\n").AsMemory(), ct).ConfigureAwait(false);
+        await input.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs one QMP command (e.g. <c>system_reset</c>, <c>system_powerdown</c>) on a fresh connection to QEMU's QMP socket and
+    /// returns QEMU's reply line (<c>{"return": ...}</c>).
+    /// </summary>
+    /// <exception cref="GuestException">QEMU answered with an error or closed the connection.</exception>
+    public async Task<string> QmpAsync(string command, CancellationToken ct = default)
+    {
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await socket.ConnectAsync(new UnixDomainSocketEndPoint(_qmpSocket), ct).ConfigureAwait(false);
+        await using var stream = new NetworkStream(socket, ownsSocket: false);
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        await using var writer = new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = true, NewLine = "\n" };
+        _ = await reader.ReadLineAsync(ct).ConfigureAwait(false); // the greeting
+        await writer.WriteLineAsync("{\"execute\":\"qmp_capabilities\"}".AsMemory(), ct).ConfigureAwait(false);
+        await ReadReplyAsync("qmp_capabilities").ConfigureAwait(false);
+        await writer.WriteLineAsync(JsonSerializer.Serialize(new Dictionary<string, string> { ["execute"] = command }).AsMemory(), ct).ConfigureAwait(false);
+        return await ReadReplyAsync(command).ConfigureAwait(false);
+
+        async Task<string> ReadReplyAsync(string what)
+        {
+            // Events ({"event": ...}) may come before the reply; the reply is the first line with "return" or "error".
+            while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+            {
+                using var json = JsonDocument.Parse(line);
+                if (json.RootElement.TryGetProperty("return", out _))
+                    return line;
+                if (json.RootElement.TryGetProperty("error", out _))
+                    throw Failure($"QMP {what} failed: {line}");
+            }
+            throw Failure($"QEMU closed its QMP socket before answering {what}.");
+        }
     }
 
     /// <summary>Waits for the first line (from the start of the transcript) that begins with <paramref name="prefix"/>.</summary>
@@ -204,6 +286,8 @@ public sealed class QemuGuest : IAsyncDisposable
             // SIGKILL cannot be ignored; a QEMU stuck in the kernel is beyond what disposal can fix.
         }
         _process.Dispose();
+        if (Directory.Exists(_runtimeDirectory))
+            Directory.Delete(_runtimeDirectory, recursive: true);
     }
 
     private async Task ReadAsync(StreamReader reader, string label)
@@ -243,6 +327,29 @@ public sealed class QemuGuest : IAsyncDisposable
         var tail = lines.Skip(Math.Max(0, lines.Count - TranscriptTailLines));
         return new GuestException($"{message}\nLast {Math.Min(lines.Count, TranscriptTailLines)} of {lines.Count} console lines:\n{string.Join('\n', tail)}");
     }
+}
+
+/// <summary>How <see cref="QemuGuest.StartAsync(string, string, QemuGuestOptions)"/> runs QEMU.</summary>
+/// <param name="Kernel">The kernel image for <c>-kernel</c>.</param>
+/// <param name="Initrd">The initramfs for <c>-initrd</c>.</param>
+public sealed record QemuGuestOptions(string Kernel, string Initrd)
+{
+    /// <summary>The kernel command line (<c>-append</c>).</summary>
+    public string Append { get; init; } = "console=ttyS0 panic=-1 quiet";
+
+    /// <summary>The NIC's MAC ("52:54:00:..."); a random one when <see langword="null"/>.</summary>
+    public string? Mac { get; init; }
+
+    public int MemoryMiB { get; init; } = 512;
+
+    /// <summary>Raw image files attached as virtio disks, in order (<c>/dev/vda</c>, <c>/dev/vdb</c>, ...). QEMU writes into them.</summary>
+    public IReadOnlyList<string> Disks { get; init; } = [];
+
+    /// <summary>QEMU exits when the guest reboots (<c>-no-reboot</c>); false lets the guest reboot in place.</summary>
+    public bool ExitOnReboot { get; init; } = true;
+
+    /// <summary>Keeps QEMU's stdin open so <see cref="QemuGuest.SendLineAsync"/> can type on the serial console.</summary>
+    public bool Console { get; init; }
 }
 
 /// <summary>A guest did not do what a test waited for; the message carries the end of its console transcript.</summary>

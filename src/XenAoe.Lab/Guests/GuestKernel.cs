@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 
-namespace XenAoe.IntegrationTests.Infrastructure;
+namespace XenAoe.Lab.Guests;
 
 /// <summary>
 /// A Debian kernel unpacked for QEMU guests: the <c>vmlinuz</c> image and its module tree (with <c>modules.dep</c>).
@@ -81,8 +81,7 @@ public static partial class GuestKernel
     private static volatile GuestKernelInfo? _kernel;
 
     /// <summary>The cache root: <c>$XENAOE_CACHE</c>, or <c>/var/cache/xenaoe</c>.</summary>
-    public static string CacheRoot =>
-        Environment.GetEnvironmentVariable("XENAOE_CACHE") is { Length: > 0 } root ? root : "/var/cache/xenaoe";
+    public static string CacheRoot => CacheLock.CacheRoot;
 
     public static string KernelCacheDirectory => Path.Combine(CacheRoot, "guest-kernel");
 
@@ -119,7 +118,7 @@ public static partial class GuestKernel
     private static async Task<GuestKernelInfo> BuildUnderLockAsync(CancellationToken ct)
     {
         Directory.CreateDirectory(KernelCacheDirectory);
-        await using var fileLock = await AcquireLockAsync(Path.Combine(KernelCacheDirectory, "lock"), ct).ConfigureAwait(false);
+        await using var fileLock = await CacheLock.AcquireAsync(Path.Combine(KernelCacheDirectory, "lock"), LockTimeout, ct).ConfigureAwait(false);
 
         // Another process may have finished while this one waited for the lock.
         if (TryReadCurrent() is { } built)
@@ -187,25 +186,6 @@ public static partial class GuestKernel
         }
         return Directory.EnumerateFiles(directory, $"{package}_*.deb").SingleOrDefault()
             ?? throw new InvalidOperationException($"apt-get download {package} succeeded but left no {package}_*.deb in {directory}.");
-    }
-
-    private static async Task<FileStream> AcquireLockAsync(string path, CancellationToken ct)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                // On Linux FileShare.None takes flock(LOCK_EX | LOCK_NB), which the kernel drops when the holder dies,
-                // so a crashed build never leaves the lock held.
-                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            }
-            catch (IOException e) when (e is not DirectoryNotFoundException && deadline.Elapsed < LockTimeout)
-            {
-                // Another process is building: wait for it rather than fail.
-                await Task.Delay(TimeSpan.FromMilliseconds(250), ct).ConfigureAwait(false);
-            }
-        }
     }
 
     [GeneratedRegex(@"\blinux-image-(?<release>\d[^\s,()|]*)")]
