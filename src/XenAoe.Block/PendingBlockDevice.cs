@@ -2,12 +2,13 @@ namespace XenAoe.Block;
 
 /// <summary>
 /// A block device whose backing device arrives later: its size is known up front (a migration destination learns it from the
-/// source) so a client can connect and probe, while every request waits until <see cref="Activate"/> supplies the device or
+/// source) so a client can connect and probe, while requests wait until <see cref="Activate"/> supplies the device or
 /// <see cref="Fail"/> gives up. The wait is the point: a migrated VM resumes on the destination before the source has closed
-/// its mirror, and its first I/O must neither fail nor reach a disk someone else still writes.
+/// its mirror, and its first I/O must neither fail nor reach a disk someone else still writes. Reads before activation go to
+/// <paramref name="preview"/> when one is given (QEMU reads a disk's first sector while it starts, before any VM runs there).
 /// </summary>
-/// <remarks>Thread-safe. The activated device stays its supplier's: disposing this one only fails requests still waiting.</remarks>
-public sealed class PendingBlockDevice(long size, bool readOnly = false) : IBlockDevice
+/// <remarks>Thread-safe. The activated device and the preview stay their supplier's: disposing this one only fails requests still waiting.</remarks>
+public sealed class PendingBlockDevice(long size, bool readOnly = false, IBlockDevice? preview = null) : IBlockDevice
 {
     private readonly TaskCompletionSource<IBlockDevice> _device = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -31,8 +32,11 @@ public sealed class PendingBlockDevice(long size, bool readOnly = false) : IBloc
     /// <summary>Fails every waiting and later request with <see cref="BlockError.Io"/> and <paramref name="reason"/>.</summary>
     public void Fail(string reason) => _device.TrySetException(new BlockDeviceException(BlockError.Io, reason));
 
-    public async ValueTask ReadAsync(long offset, Memory<byte> buffer, CancellationToken ct = default) =>
-        await (await DeviceAsync(ct).ConfigureAwait(false)).ReadAsync(offset, buffer, ct).ConfigureAwait(false);
+    public async ValueTask ReadAsync(long offset, Memory<byte> buffer, CancellationToken ct = default)
+    {
+        var device = _device.Task.IsCompleted || preview is null ? await DeviceAsync(ct).ConfigureAwait(false) : preview;
+        await device.ReadAsync(offset, buffer, ct).ConfigureAwait(false);
+    }
 
     public async ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, bool forceUnitAccess = false, CancellationToken ct = default) =>
         await (await DeviceAsync(ct).ConfigureAwait(false)).WriteAsync(offset, data, forceUnitAccess, ct).ConfigureAwait(false);

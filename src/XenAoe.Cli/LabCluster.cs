@@ -43,7 +43,7 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
     {
         Root.Require("xenaoe lab up");
         var clock = Stopwatch.StartNew();
-        _steps = 6 + plan.DiskServers + plan.CpuServers + 2 * vms;
+        _steps = 4 + plan.DiskServers + plan.CpuServers + 2 * vms;
 
         Step("guest image (Debian kernel + busybox, built once and cached)");
         var image = await VmGuestImage.EnsureAsync(new Progress<string>(m => Detail(m)), ct);

@@ -155,11 +155,12 @@ internal static class VmCommands
                 throw new ArgumentException($"host {destination.Name} has no management address (--listen): it cannot receive migrations");
             var json = parse.GetValue(Json);
             var migration = source.MigrateAsync(name, new MigrateVmRequest(destination.ApiUrl, parse.GetValue(downtime)), ct);
+            var shown = "";
             while (!migration.IsCompleted)
             {
                 await Task.WhenAny(migration, Task.Delay(TimeSpan.FromMilliseconds(500), ct));
-                if (!json && !migration.IsCompleted && await source.MigrationAsync(name, ct) is { } progress)
-                    System.Console.Error.WriteLine($"  {Describe(progress)}");
+                if (!json && !migration.IsCompleted && await source.MigrationAsync(name, ct) is { } progress && Describe(progress) is var line && line != shown)
+                    System.Console.Error.WriteLine($"  {shown = line}");
             }
             var report = await migration;
             if (json)

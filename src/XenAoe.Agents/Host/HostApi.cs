@@ -72,7 +72,7 @@ public static class HostApi
         }
         catch (TimeoutException e)
         {
-            return Error($"a disk server does not answer: {e.Message}", StatusCodes.Status504GatewayTimeout);
+            return Error($"timed out: {e.Message}", StatusCodes.Status504GatewayTimeout);
         }
     }
 

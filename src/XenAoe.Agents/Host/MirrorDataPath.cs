@@ -315,6 +315,13 @@ public sealed class MirrorDataPathStandby : IAsyncDisposable
     }
 
     /// <summary>
+    /// A read-only view of the disk as the current leg holds it, for the hypervisor's start-up probes while the source still
+    /// runs the mirror (see <see cref="Mirror.Mirror.OpenPreviewAsync"/>).
+    /// </summary>
+    public Task<IBlockDevice> OpenPreviewAsync(CancellationToken ct = default) =>
+        XenAoe.Mirror.Mirror.OpenPreviewAsync(_legs[0], _legs[1], _options.Legs[0].ToString(), _options.Legs[1].ToString(), ct);
+
+    /// <summary>
     /// Call once the source has closed the mirror (its superblocks say clean): takes both reservations for this host alone (the
     /// source is fenced from here on) and assembles the mirror. The standby is used up, whatever the outcome.
     /// </summary>

@@ -146,12 +146,13 @@ public sealed partial class VmManager
             for (var i = 0; i < definition.Disks.Count; i++)
             {
                 var disk = definition.Disks[i];
-                var hosted = new HostedDisk(disk, ExportName(definition, disk))
-                {
-                    Standby = await MirrorDataPath.PrepareIncomingAsync(DataPathOptions(definition, disk, takeOver: false, allowDegraded: true), ct).ConfigureAwait(false),
-                    Pending = new PendingBlockDevice(request.DiskSizes[i], disk.ReadOnly),
-                };
+                var hosted = new HostedDisk(disk, ExportName(definition, disk));
                 vm.Disks.Add(hosted);
+                hosted.Standby = await MirrorDataPath.PrepareIncomingAsync(DataPathOptions(definition, disk, takeOver: false, allowDegraded: true), ct).ConfigureAwait(false);
+                var preview = await hosted.Standby.OpenPreviewAsync(ct).ConfigureAwait(false);
+                if (preview.Size != request.DiskSizes[i])
+                    throw new HostException($"disk {disk.Id} holds {preview.Size} bytes here but {request.DiskSizes[i]} on the source: not the same mirror", 409);
+                hosted.Pending = new PendingBlockDevice(request.DiskSizes[i], disk.ReadOnly, preview);
                 _nbd.AddExport(hosted.Export, hosted.Pending, $"{definition.Name} {disk.Id} (incoming)");
             }
             await CreateTapsAsync(vm, ct).ConfigureAwait(false);
