@@ -75,11 +75,15 @@ public sealed partial class VmManager
             var handover = Stopwatch.StartNew();
             vm.Migration = report = Progress(report, status, "handing-over");
             await _driver.FinalizeSourceAsync(name, succeeded: true, CancellationToken.None).ConfigureAwait(false);
+            var quit = handover.Elapsed;
             await TearDownAsync(vm).ConfigureAwait(false);
+            var closed = handover.Elapsed;
             string? error = null;
             try
             {
                 await destination.ActivateIncomingAsync(name, CancellationToken.None).ConfigureAwait(false);
+                Log.Migration(_log, name, "handed over", $"source ended after {quit.TotalMilliseconds:0} ms, disks closed after " +
+                    $"{closed.TotalMilliseconds:0} ms, destination active after {handover.Elapsed.TotalMilliseconds:0} ms");
             }
             catch (Exception e)
             {
@@ -182,6 +186,7 @@ public sealed partial class VmManager
         {
             if (vm.Role != VmRole.Incoming)
                 throw HostException.Conflict($"VM '{name}' is not an incoming migration here");
+            var clock = Stopwatch.StartNew();
             foreach (var disk in vm.Disks)
             {
                 try
@@ -196,9 +201,10 @@ public sealed partial class VmManager
                     throw;
                 }
             }
+            var assembled = clock.Elapsed;
             await _driver.FinalizeDestinationAsync(name, succeeded: true, ct).ConfigureAwait(false);
             vm.Role = VmRole.Running;
-            Log.Migration(_log, name, "arrived", "disks assembled, VM running");
+            Log.Migration(_log, name, "arrived", $"disks assembled in {assembled.TotalMilliseconds:0} ms, VM running after {clock.Elapsed.TotalMilliseconds:0} ms");
         }
         finally
         {
