@@ -335,21 +335,30 @@ public sealed class MirrorDataPathStandby : IAsyncDisposable
             Mirror = _options.Mirror, LegRetryInterval = _options.LegRetryInterval, PathTimeout = _options.PathTimeout,
             DeviceTimeout = _options.DeviceTimeout, Log = _options.Log,
         };
-        try
+        // A disk server that died during the migration is left out: the source dropped its leg (the survivor's epoch says so)
+        // or closed both legs identical, so the answering leg is current, and the rejoin loop takes the other back later.
+        var usable = new AoeDevice?[_legs.Length];
+        for (var i = 0; i < _legs.Length; i++)
         {
-            foreach (var leg in _legs)
+            if (_legs[i] is not { } leg)
+                continue;
+            try
             {
-                if (leg is not null)
-                    await MirrorDataPath.ClaimAsync(leg, options, ReservationClaim.Exclusive, ct).ConfigureAwait(false);
+                await MirrorDataPath.ClaimAsync(leg, options, ReservationClaim.Exclusive, ct).ConfigureAwait(false);
+                usable[i] = leg;
+            }
+            catch (Exception e) when (e is IOException or TimeoutException)
+            {
+                options.Log($"leg {leg.Address} does not answer at the hand-over ({e.Message}): assembling without it");
             }
         }
-        catch
+        if (usable.All(l => l is null))
         {
             await MirrorDataPath.CloseLegsAsync(_initiator, _legs).ConfigureAwait(false);
-            throw;
+            throw new MirrorAssemblyException($"no leg of {string.Join(" + ", _options.Legs)} answers at the hand-over");
         }
-        return await MirrorDataPath.AssembleAsync(options, _initiator, _legs, (legs, names) =>
-            XenAoe.Mirror.Mirror.AssembleAsync(legs[0], legs[1], options.Mirror, options.AllowDegraded, names[0], names[1], ct)).ConfigureAwait(false);
+        return await MirrorDataPath.AssembleAsync(options, _initiator, _legs, (_, names) =>
+            XenAoe.Mirror.Mirror.AssembleAsync(usable[0], usable[1], options.Mirror, allowDegraded: true, names[0], names[1], ct)).ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()

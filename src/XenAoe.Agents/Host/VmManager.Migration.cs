@@ -63,9 +63,9 @@ public sealed partial class VmManager
 
             if (status.State != MigrationState.Completed)
             {
-                // Still the source's VM: make sure it runs here, then let the destination give everything back.
-                await _driver.FinalizeSourceAsync(name, succeeded: false, CancellationToken.None).ConfigureAwait(false);
+                // Still the source's VM: the destination's copy goes first, then the VM runs here again (never on both).
                 await AbortRemoteAsync(destination, name).ConfigureAwait(false);
+                await _driver.FinalizeSourceAsync(name, succeeded: false, CancellationToken.None).ConfigureAwait(false);
                 vm.Role = VmRole.Running;
                 Log.Migration(_log, name, "failed", status.Error ?? status.RawState);
                 return vm.Migration = Progress(report, status, "failed") with { Error = status.Error ?? $"the hypervisor ended the migration as {status.RawState}" };
