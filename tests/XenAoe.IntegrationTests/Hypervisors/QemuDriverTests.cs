@@ -152,13 +152,14 @@ public sealed class QemuDriverTests(CounterGuest guest, ITestOutputHelper output
             $"RAM {status.RamTransferred} of {status.RamTotal} bytes");
         Assert.Equal(MigrationState.Completed, status.State);
         Assert.NotNull(status.Downtime);
+        // The source is paused in postmigrate now: its log is final, and finalizing removes it.
+        var lastOnSource = CounterGuest.LastTick(sourceLog);
         await destination.FinalizeDestinationAsync("mover", succeeded: true);
         await source.FinalizeSourceAsync("mover", succeeded: true);
 
         Assert.Null(await source.InfoAsync("mover"));
         var moved = await destination.InfoAsync("mover");
         Assert.Equal(VmState.Running, moved!.State);
-        var lastOnSource = CounterGuest.LastTick(sourceLog);
         var firstOnDestination = await Eventually.ValueAsync(
             () => Task.FromResult(CounterGuest.Ticks(moved.Consoles.SerialLogPath) is [var first, ..] ? first : (long?)null), s_step,
             "a tick on the destination's serial log");
