@@ -18,10 +18,16 @@ public sealed partial class CounterGuest : IAsyncLifetime
         #!/bin/busybox sh
         /bin/busybox mount -t proc proc /proc
         echo XENAOE-BOOT
+        # xenaoe.poweroff=N on the kernel command line: power off after N ticks.
+        stop=0
+        for word in $(/bin/busybox cat /proc/cmdline); do
+          case "$word" in xenaoe.poweroff=*) stop=${word#xenaoe.poweroff=} ;; esac
+        done
         i=0
         while true; do
           i=$((i + 1))
           echo "XENAOE-TICK $i"
+          if [ "$i" = "$stop" ]; then /bin/busybox poweroff -f; fi
           /bin/busybox usleep 100000
         done
         """;
@@ -54,13 +60,13 @@ public sealed partial class CounterGuest : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    /// <summary>A 128 MiB, 1-CPU spec booting this guest; no disks or NICs.</summary>
-    public VmSpec Spec(string name, VncListen? vnc = null) => new(
+    /// <summary>A 128 MiB, 1-CPU spec booting this guest; no disks or NICs. <paramref name="powerOffAfter"/>: ticks before the guest powers itself off.</summary>
+    public VmSpec Spec(string name, VncListen? vnc = null, int? powerOffAfter = null) => new(
         name,
         Guid.NewGuid(),
         Cpus: 1,
         MemoryMiB: 128,
-        new VmBoot(KernelPath, InitrdPath, "console=ttyS0 panic=-1 quiet"),
+        new VmBoot(KernelPath, InitrdPath, "console=ttyS0 panic=-1 quiet" + (powerOffAfter is { } n ? $" xenaoe.poweroff={n}" : "")),
         [],
         [],
         vnc);

@@ -96,6 +96,21 @@ public sealed class QemuDriverTests(CounterGuest guest, ITestOutputHelper output
     }
 
     [Fact]
+    public async Task A_guest_that_powers_itself_off_is_reported_stopped_by_guest_shutdown()
+    {
+        await using var lab = new HypervisorLab();
+        var driver = lab.Driver("host1");
+        await driver.StartAsync(guest.Spec("vm1", powerOffAfter: 5));
+
+        var info = await Eventually.ReferenceAsync(async () => await driver.InfoAsync("vm1") is { IsAlive: false } i ? i : null, s_boot,
+            "the guest to power itself off after 5 ticks");
+
+        output.WriteLine($"{info.State}: {info.StateDetail}");
+        Assert.Equal(VmState.Stopped, info.State);
+        Assert.Equal("guest-shutdown", info.StateDetail);
+    }
+
+    [Fact]
     public async Task A_qemu_killed_with_signal_9_is_reported_as_crashed_and_not_running()
     {
         await using var lab = new HypervisorLab();
