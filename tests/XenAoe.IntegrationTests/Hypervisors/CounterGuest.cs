@@ -18,6 +18,12 @@ public sealed partial class CounterGuest : IAsyncLifetime
         #!/bin/busybox sh
         /bin/busybox mount -t proc proc /proc
         echo XENAOE-BOOT
+        for module in $(/bin/busybox cat /modules/order); do /bin/busybox insmod /modules/$module; done
+        /bin/busybox mount -t sysfs sysfs /sys
+        /bin/busybox mount -t devtmpfs devtmpfs /dev
+        # Devices, for the tests that attach them: the first bytes of the disk and the NIC's MAC.
+        if [ -b /dev/vda ]; then echo "XENAOE-DISK: $(/bin/busybox head -c 24 /dev/vda)"; fi
+        if [ -e /sys/class/net/eth0/address ]; then echo "XENAOE-NIC: $(/bin/busybox cat /sys/class/net/eth0/address)"; fi
         # xenaoe.poweroff=N on the kernel command line: power off after N ticks.
         stop=0
         for word in $(/bin/busybox cat /proc/cmdline); do
@@ -44,12 +50,16 @@ public sealed partial class CounterGuest : IAsyncLifetime
         KernelPath = kernel.VmlinuzPath;
         _directory = Directory.CreateTempSubdirectory("xenaoe-counter-").FullName;
         var root = Path.Combine(_directory, "root");
-        foreach (var folder in new[] { "bin", "proc", "dev", "sys" })
+        foreach (var folder in new[] { "bin", "proc", "dev", "sys", "modules" })
             Directory.CreateDirectory(Path.Combine(root, folder));
         File.Copy("/bin/busybox", Path.Combine(root, "bin", "busybox"));
+        var modules = kernel.ResolveModules("virtio_pci", "virtio_blk", "virtio_net");
+        foreach (var module in modules)
+            File.Copy(module, Path.Combine(root, "modules", Path.GetFileName(module)));
+        File.WriteAllText(Path.Combine(root, "modules", "order"), string.Join('\n', modules.Select(Path.GetFileName)) + "\n");
         File.WriteAllText(Path.Combine(root, "init"), Init.ReplaceLineEndings("\n") + "\n");
         InitrdPath = Path.Combine(_directory, "counter.cpio.gz");
-        const string Pack = "set -o pipefail; cd \"$1\" && chmod 0755 init bin/busybox && find . | cpio -o -H newc --quiet | gzip -1 > \"$2\"";
+        const string Pack = "set -o pipefail; cd \"$1\" && chmod 0755 init bin/busybox && chmod 0644 modules/* && find . | cpio -o -H newc --quiet | gzip -1 > \"$2\"";
         (await Command.RunAsync("bash", ["-c", Pack, "bash", root, InitrdPath], TimeSpan.FromMinutes(1))).EnsureSuccess();
     }
 

@@ -25,9 +25,10 @@ public sealed class HypervisorLab : IAsyncDisposable
     public string RunDirectory(string host) => Path.Combine(Root, host);
 
     /// <summary>A TCG driver on the run directory of <paramref name="host"/>; a second call for the same host simulates a daemon restart.</summary>
-    public QemuDriver Driver(string host)
+    /// <param name="networkNamespace">Where QEMU runs (the namespace holding the VMs' TAPs); null: this process's.</param>
+    public QemuDriver Driver(string host, string? networkNamespace = null)
     {
-        var driver = new QemuDriver(new QemuDriverOptions { RunDirectory = RunDirectory(host), Accelerator = Accelerator.Tcg });
+        var driver = new QemuDriver(new QemuDriverOptions { RunDirectory = RunDirectory(host), Accelerator = Accelerator.Tcg, NetworkNamespace = networkNamespace });
         _drivers.Add(driver);
         return driver;
     }

@@ -39,6 +39,38 @@ public sealed class QemuDriverTests(CounterGuest guest, ITestOutputHelper output
     }
 
     [Fact]
+    public async Task An_nbd_disk_and_a_tap_nic_appear_in_the_guest()
+    {
+        Root.Require();
+        await using var network = await NetworkLab.CreateAsync();
+        var tap = await network.AddTapAsync();
+        await using var lab = new HypervisorLab();
+        var image = Path.Combine(lab.Root, "disk.img");
+        await using (var file = File.Create(image))
+        {
+            file.SetLength(16 << 20);
+            file.Write("XENAOE-DISK-MARK-7731..."u8);
+        }
+        var nbdSocket = Path.Combine(lab.Root, "nbd.sock");
+        await using var nbdkit = await StartNbdkitAsync(nbdSocket, image);
+        // QEMU runs in the switch namespace, where the TAP is.
+        var driver = lab.Driver("host1", network.SwitchNamespace);
+        var spec = guest.Spec("disky") with
+        {
+            Disks = [new VmDisk("root", nbdSocket, "", ReadOnly: true)],
+            Nics = [new VmNic("eth0", tap, "52:54:00:12:34:56")],
+        };
+
+        var log = (await driver.StartAsync(spec)).Consoles.SerialLogPath;
+
+        await Eventually.TrueAsync(() => CounterGuest.Lines(log).Any(l => l.EndsWith("XENAOE-DISK: XENAOE-DISK-MARK-7731...", StringComparison.Ordinal)), s_boot,
+            "the guest to read the mark from the start of the NBD disk");
+        await Eventually.TrueAsync(() => CounterGuest.Lines(log).Any(l => l.EndsWith("XENAOE-NIC: 52:54:00:12:34:56", StringComparison.Ordinal)), s_step,
+            "the guest to see eth0 with the spec's MAC");
+        await driver.KillAsync("disky");
+    }
+
+    [Fact]
     public async Task The_vnc_endpoint_answers_with_an_RFB_banner_on_a_unix_socket_and_on_tcp()
     {
         await using var lab = new HypervisorLab();
@@ -227,6 +259,35 @@ public sealed class QemuDriverTests(CounterGuest guest, ITestOutputHelper output
         Assert.Null(await destination.InfoAsync("halfway"));
         Assert.Equal(VmState.Running, (await source.InfoAsync("halfway"))!.State);
         await WaitForTicksAsync(log, CounterGuest.LastTick(log) + 5);
+    }
+
+    /// <summary><c>nbdkit -f -U SOCK file FILE</c>, ready once its socket exists; disposal kills it by PID.</summary>
+    private static async Task<NbdkitProcess> StartNbdkitAsync(string socket, string image)
+    {
+        var process = Process.Start(new ProcessStartInfo("nbdkit", ["-f", "-U", socket, "file", image]) { UseShellExecute = false })
+            ?? throw new InvalidOperationException("Could not start nbdkit.");
+        var nbdkit = new NbdkitProcess(process);
+        try
+        {
+            await Eventually.TrueAsync(() => File.Exists(socket), s_step, $"nbdkit to create {socket}");
+            return nbdkit;
+        }
+        catch
+        {
+            await nbdkit.DisposeAsync();
+            throw;
+        }
+    }
+
+    private sealed class NbdkitProcess(Process process) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            if (!process.HasExited)
+                Signal.Send(process.Id, Signal.Kill);
+            await process.WaitForExitAsync();
+            process.Dispose();
+        }
     }
 
     private static async Task<MigrationStatus> WaitForMigrationAsync(IHypervisorDriver driver, string name) =>
