@@ -250,6 +250,8 @@ public sealed class QemuDriverTests(CounterGuest guest, ITestOutputHelper output
         await source.MigrateAsync("halfway", uri, new MigrationOptions { MaxBandwidth = 2_000_000 });
         await Eventually.TrueAsync(async () => (await source.MigrationStatusAsync("halfway")).RamTransferred > 1_000_000, s_step,
             "the migration to have sent its first megabyte");
+        Assert.Equal(VmState.Migrating, (await source.InfoAsync("halfway"))!.State);
+        Assert.Equal(VmState.Incoming, (await destination.InfoAsync("halfway"))!.State);
         await destination.FinalizeDestinationAsync("halfway", succeeded: false);
         var status = await WaitForMigrationAsync(source, "halfway");
         await source.FinalizeSourceAsync("halfway", succeeded: false);
