@@ -8,8 +8,10 @@ namespace XenAoe.Hypervisors;
 /// <remarks>
 /// Migration sequence: destination <see cref="PrepareIncomingAsync"/>; source <see cref="MigrateAsync"/>; source
 /// <see cref="MigrationStatusAsync"/> until <see cref="MigrationStatus.IsFinished"/>; then
-/// <see cref="FinalizeDestinationAsync"/> and <see cref="FinalizeSourceAsync"/> with the same outcome. Finalizing a failed
-/// migration leaves the VM running on the source only. Implementations are safe for concurrent calls on different VMs.
+/// <see cref="FinalizeDestinationAsync"/> first and <see cref="FinalizeSourceAsync"/> second, with the same outcome. That
+/// order keeps the VM on exactly one host: on success the destination is confirmed running before the source quits; on
+/// failure the destination copy is killed before the source resumes. The source refuses to quit unless its hypervisor
+/// reports the migration completed. Implementations are safe for concurrent calls on different VMs.
 /// </remarks>
 public interface IHypervisorDriver
 {
