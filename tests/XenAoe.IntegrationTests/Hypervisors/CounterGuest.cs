@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using XenAoe.Hypervisors;
-using XenAoe.IntegrationTests.Infrastructure;
 
 namespace XenAoe.IntegrationTests.Hypervisors;
 
