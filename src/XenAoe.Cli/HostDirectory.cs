@@ -4,12 +4,14 @@ namespace XenAoe.Cli;
 
 /// <summary>
 /// The host daemons a command talks to until the controller exists: <c>--host</c> (socket paths or URLs), else
-/// <c>$XENAOE_HOSTS</c> (comma-separated), else every host daemon socket of the lab (<c>LAB_STATE/hosts/NAME/host.sock</c>).
+/// <c>$XENAOE_HOSTS</c> (comma-separated), else every host daemon socket of the lab (<c>LAB_STATE/hosts/NAME/host.sock</c>,
+/// LAB_STATE being <c>$XENAOE_LAB</c> or <c>/var/lib/xenaoe/lab</c>).
 /// </summary>
 internal sealed class HostDirectory : IDisposable
 {
-    /// <summary>Where <c>xenaoe lab</c> keeps its state, and its host daemons theirs (under <c>hosts/</c>).</summary>
-    public const string DefaultLabState = "/var/lib/xenaoe/lab";
+    /// <summary>Where <c>xenaoe lab</c> keeps its state, and its host daemons theirs (under <c>hosts/</c>): <c>$XENAOE_LAB</c> or the default.</summary>
+    public static string DefaultLabState =>
+        Environment.GetEnvironmentVariable("XENAOE_LAB") is { Length: > 0 } lab ? lab : XenAoe.Lab.Cluster.LabPlan.DefaultStateDirectory;
 
     private readonly List<HostApiClient> _clients;
 

@@ -9,7 +9,7 @@ namespace XenAoe.Cli;
 /// <summary><c>xenaoe lab up|status|down</c>: a whole cluster in network namespaces on this machine (as root).</summary>
 internal static class LabCommands
 {
-    private static readonly Option<string> State = new("--state-dir") { Description = "Where the lab records what it made", DefaultValueFactory = _ => LabPlan.DefaultStateDirectory };
+    private static readonly Option<string> State = new("--state-dir") { Description = "Where the lab records what it made (default $XENAOE_LAB or /var/lib/xenaoe/lab)", DefaultValueFactory = _ => HostDirectory.DefaultLabState };
     private static readonly Option<bool> Json = new("--json") { Description = "Print JSON instead of a table" };
 
     public static Command Build()
@@ -26,10 +26,14 @@ internal static class LabCommands
         var disks = new Option<int>("--disks") { Description = "Disk servers", DefaultValueFactory = _ => 2 };
         var cpus = new Option<int>("--cpus") { Description = "CPU servers", DefaultValueFactory = _ => 2 };
         var vms = new Option<int>("--vms") { Description = "VMs to boot from mirrored disks (0: none)", DefaultValueFactory = _ => 1 };
-        var command = new Command("up", "Build the cluster, start its daemons and boot the first VM from its mirrored AoE disk") { disks, cpus, vms, State };
+        var prefix = new Option<string>("--prefix") { Description = "Names of the lab's namespaces start with PREFIX- (several labs can coexist)", DefaultValueFactory = _ => LabPlan.DefaultPrefix };
+        var command = new Command("up", "Build the cluster, start its daemons and boot the first VM from its mirrored AoE disk") { disks, cpus, vms, prefix, State };
         command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
-            var plan = new LabPlan { DiskServers = parse.GetValue(disks), CpuServers = parse.GetValue(cpus), StateDirectory = parse.GetValue(State)! }.Validate();
+            var plan = new LabPlan
+            {
+                DiskServers = parse.GetValue(disks), CpuServers = parse.GetValue(cpus), Prefix = parse.GetValue(prefix)!, StateDirectory = parse.GetValue(State)!,
+            }.Validate();
             if (parse.GetValue(vms) is < 0 or > 20)
                 throw new ArgumentException("--vms is 0..20");
             if (plan.DiskServers < 2)

@@ -302,6 +302,8 @@ internal enum ReservationClaim
 /// </summary>
 public sealed class MirrorDataPathStandby : IAsyncDisposable
 {
+    private static readonly TimeSpan HandoverClaimTimeout = TimeSpan.FromMilliseconds(300);
+
     private readonly MirrorDataPathOptions _options;
     private readonly AoeInitiator _initiator;
     private readonly AoeDevice?[] _legs;
@@ -336,22 +338,26 @@ public sealed class MirrorDataPathStandby : IAsyncDisposable
             DeviceTimeout = _options.DeviceTimeout, Log = _options.Log,
         };
         // A disk server that died during the migration is left out: the source dropped its leg (the survivor's epoch says so)
-        // or closed both legs identical, so the answering leg is current, and the rejoin loop takes the other back later.
+        // or closed both legs identical, so the answering leg is current, and the rejoin loop takes the other back later. The
+        // guest's I/O waits for this, so a leg gets HandoverClaimTimeout to answer (a live one takes about a millisecond) rather
+        // than the full leg timeout; both are asked at once.
         var usable = new AoeDevice?[_legs.Length];
-        for (var i = 0; i < _legs.Length; i++)
+        await Task.WhenAll(_legs.Select(async (leg, i) =>
         {
-            if (_legs[i] is not { } leg)
-                continue;
+            if (leg is null)
+                return;
+            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            bounded.CancelAfter(HandoverClaimTimeout);
             try
             {
-                await MirrorDataPath.ClaimAsync(leg, options, ReservationClaim.Exclusive, ct).ConfigureAwait(false);
+                await MirrorDataPath.ClaimAsync(leg, options, ReservationClaim.Exclusive, bounded.Token).ConfigureAwait(false);
                 usable[i] = leg;
             }
-            catch (Exception e) when (e is IOException or TimeoutException)
+            catch (Exception e) when (e is IOException or TimeoutException || (e is OperationCanceledException && !ct.IsCancellationRequested))
             {
                 options.Log($"leg {leg.Address} does not answer at the hand-over ({e.Message}): assembling without it");
             }
-        }
+        })).ConfigureAwait(false);
         if (usable.All(l => l is null))
         {
             await MirrorDataPath.CloseLegsAsync(_initiator, _legs).ConfigureAwait(false);
