@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   iproute2 kmod cpio gcc make           # namespaces, initramfs packing, the C load generator
   iputils-ping                          # the lab's jumbo-frame check (ping -M do)
+  curl                                  # the demo and lab benchmark read the VM counter over HTTP
   vblade aoetools                       # reference AoE target and userland clients
   qemu-system-x86 qemu-utils busybox-static  # guests running the Linux aoe driver
   e2fsprogs                             # the VM guest's root image (mke2fs -d), read back by tests (debugfs)
