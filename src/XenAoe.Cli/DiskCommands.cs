@@ -34,11 +34,13 @@ internal static class DiskCommands
         var workers = new Option<int>("--workers") { Description = "Receive threads per NIC (default: 2, or 1 on a single usable CPU)", DefaultValueFactory = _ => new TargetOptions().WorkersPerInterface };
         var batch = new Option<int>("--batch") { Description = "Frames per recvmmsg/sendmmsg", DefaultValueFactory = _ => 32 };
         var spin = new Option<int>("--spin-us") { Description = "Microseconds a worker polls for the next frame after a batch before sleeping (0: never poll)", DefaultValueFactory = _ => 50 };
-        var command = new Command("serve", "Run the disk server in the foreground until SIGINT/SIGTERM") { Pool, interfaces, buffers, workers, batch, spin };
+        var listen = new Option<string>("--listen") { Description = "Management address:port for the API (the controller fences through it), e.g. 10.77.0.11:7200" };
+        var command = new Command("serve", "Run the disk server in the foreground until SIGINT/SIGTERM") { Pool, interfaces, buffers, workers, batch, spin, listen };
         command.SetAction((parse, ct) => CommandErrors.Guard(() => DiskDaemon.RunAsync(new DiskServerOptions
         {
             PoolDirectory = parse.GetValue(Pool)!,
             Interfaces = parse.GetValue(interfaces)!,
+            Listen = parse.GetValue(listen) is { } address ? System.Net.IPEndPoint.Parse(address) : null,
             Target = new TargetOptions
             {
                 BufferCount = parse.GetValue(buffers),

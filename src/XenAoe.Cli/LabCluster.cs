@@ -18,6 +18,7 @@ namespace XenAoe.Cli;
 /// </summary>
 internal sealed class LabCluster(LabPlan plan, TextWriter log)
 {
+    public const int DiskApiPort = 7200;
     public const int HostApiPort = 7300;
     public const long RootVolumeBytes = 128L << 20;
     private static readonly TimeSpan DaemonStartTimeout = TimeSpan.FromSeconds(60);
@@ -72,7 +73,8 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
             Step($"disk server {disk}");
             var pool = CreateDirectory(PoolDirectory(plan.StateDirectory, disk));
             // Polling after each batch buys latency on a dedicated core; here every server shares two cores, so workers sleep.
-            await StartDaemonAsync(disk, ["disk", "serve", "--pool", pool, "-i", "eth0", "-i", "eth1", "--spin-us", "0"], ct);
+            await StartDaemonAsync(disk, ["disk", "serve", "--pool", pool, "-i", "eth0", "-i", "eth1", "--spin-us", "0",
+                "--listen", $"{LabPlan.AddressOf(plan.ManagementSubnet, disk)}:{DiskApiPort}"], ct);
             using var api = new DiskApiClient(DiskApiClient.SocketPath(pool));
             await WaitForAsync(disk, async () => (await api.ListAsync(ct)).Count >= 0, ct);
         }

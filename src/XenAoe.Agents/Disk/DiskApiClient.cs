@@ -1,36 +1,16 @@
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using XenAoe.Aoe;
 using XenAoe.Storage;
 
 namespace XenAoe.Agents.Disk;
 
-/// <summary>Talks to a running disk daemon over its unix socket. Errors the daemon refuses come back as <see cref="StorageException"/>.</summary>
+/// <summary>Talks to a running disk daemon over its unix socket or management address. Errors the daemon refuses come back as <see cref="StorageException"/>.</summary>
 public sealed class DiskApiClient : IDiskVolumes, IDisposable
 {
     private readonly HttpClient _http;
 
-    public DiskApiClient(string socketPath)
-    {
-        var handler = new SocketsHttpHandler
-        {
-            ConnectCallback = async (_, ct) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), ct).ConfigureAwait(false);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
-        _http = new HttpClient(handler) { BaseAddress = new Uri("http://disk/"), Timeout = TimeSpan.FromSeconds(30) };
-    }
+    /// <param name="endpoint">The daemon's unix socket (<see cref="SocketPath"/>), or its management URL (<c>--listen</c>).</param>
+    public DiskApiClient(string endpoint) => _http = AgentHttp.Create(endpoint, TimeSpan.FromSeconds(30));
 
     /// <summary>The daemon's socket for a pool directory.</summary>
     public static string SocketPath(string poolDirectory) => Path.Combine(Path.GetFullPath(poolDirectory), "disk.sock");

@@ -27,7 +27,12 @@ public static class DiskDaemon
             o.TimestampFormat = "HH:mm:ss ";
         });
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
-        builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(socket));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.ListenUnixSocket(socket);
+            if (options.Listen is { } listen)
+                k.Listen(listen);
+        });
         builder.Services.Configure<JsonOptions>(o =>
         {
             o.SerializerOptions.TypeInfoResolverChain.Insert(0, StorageJsonContext.Default);

@@ -13,6 +13,9 @@ public sealed class DiskServerOptions
     /// <summary>Unix socket of the local management API; defaults to <c>disk.sock</c> in the pool.</summary>
     public string? ApiSocket { get; init; }
 
+    /// <summary>TCP address:port for the API on the management network (the controller fences through it); null: unix socket only.</summary>
+    public System.Net.IPEndPoint? Listen { get; init; }
+
     public TargetOptions Target { get; init; } = new();
 
     public void Validate()

@@ -1,5 +1,4 @@
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json.Serialization.Metadata;
 using XenAoe.Agents.Disk;
 
@@ -19,32 +18,7 @@ public sealed class HostApiClient : IDisposable
     public HostApiClient(string endpoint, TimeSpan? timeout = null)
     {
         Endpoint = endpoint;
-        if (endpoint.StartsWith("http://", StringComparison.Ordinal) || endpoint.StartsWith("https://", StringComparison.Ordinal))
-        {
-            _http = new HttpClient { BaseAddress = new Uri(endpoint.TrimEnd('/') + "/") };
-        }
-        else
-        {
-            var handler = new SocketsHttpHandler
-            {
-                ConnectCallback = async (_, ct) =>
-                {
-                    var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                    try
-                    {
-                        await socket.ConnectAsync(new UnixDomainSocketEndPoint(endpoint), ct).ConfigureAwait(false);
-                        return new NetworkStream(socket, ownsSocket: true);
-                    }
-                    catch
-                    {
-                        socket.Dispose();
-                        throw;
-                    }
-                },
-            };
-            _http = new HttpClient(handler) { BaseAddress = new Uri("http://host/") };
-        }
-        _http.Timeout = timeout ?? TimeSpan.FromMinutes(10);
+        _http = AgentHttp.Create(endpoint, timeout ?? TimeSpan.FromMinutes(10));
     }
 
     public string Endpoint { get; }
