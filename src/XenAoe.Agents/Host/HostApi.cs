@@ -38,6 +38,7 @@ public static class HostApi
             Guard(async () => Results.Ok(await vms.MigrateAsync(name, request, ct))));
         v1.MapGet("/vms/{name}/migration", (string name) =>
             Guard(() => Task.FromResult(vms.MigrationOf(name) is { } report ? Results.Ok(report) : Results.NoContent())));
+        v1.MapPost("/disks/format", (FormatDiskRequest request, CancellationToken ct) => Guard(async () => Results.Ok(await vms.FormatDiskAsync(request, ct))));
         v1.MapPost("/incoming", (IncomingVmRequest request, CancellationToken ct) => Guard(async () => Results.Ok(await vms.PrepareIncomingAsync(request, ct))));
         v1.MapPost("/incoming/{name}/activate", (string name, CancellationToken ct) => Guard(async () =>
         {

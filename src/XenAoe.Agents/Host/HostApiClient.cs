@@ -63,6 +63,10 @@ public sealed class HostApiClient : IDisposable
         return await Read(response, Json.MigrationReport, ct).ConfigureAwait(false);
     }
 
+    public async Task<FormatDiskResponse> FormatDiskAsync(FormatDiskRequest request, CancellationToken ct = default) =>
+        await Read(await _http.PostAsJsonAsync("v1/disks/format", request, Json.FormatDiskRequest, ct).ConfigureAwait(false), Json.FormatDiskResponse, ct)
+            .ConfigureAwait(false);
+
     public async Task<IncomingVmResponse> PrepareIncomingAsync(IncomingVmRequest request, CancellationToken ct = default) =>
         await Read(await _http.PostAsJsonAsync("v1/incoming", request, Json.IncomingVmRequest, ct).ConfigureAwait(false), Json.IncomingVmResponse, ct)
             .ConfigureAwait(false);

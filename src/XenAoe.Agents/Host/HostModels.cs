@@ -37,6 +37,13 @@ public sealed record IncomingVmRequest(VmDefinition Vm, IReadOnlyList<long> Disk
 /// <param name="MigrationUri">Where the source hypervisor sends the VM, e.g. <c>tcp:10.77.0.22:49152</c>.</param>
 public sealed record IncomingVmResponse(string MigrationUri);
 
+/// <summary>Formats two fresh volumes as a new mirror (from this host, which reaches both over AoE) and writes a raw image onto it.</summary>
+/// <param name="ImagePath">A raw disk image on this host; null leaves the disk empty.</param>
+public sealed record FormatDiskRequest(IReadOnlyList<string> Legs, string? ImagePath);
+
+/// <param name="SizeBytes">The mirrored size the VM sees.</param>
+public sealed record FormatDiskResponse(long SizeBytes, long ImageBytes);
+
 public sealed record HostNic(string Name, string Mac, int Mtu);
 
 /// <summary>A CPU server's resources and identity.</summary>
@@ -96,6 +103,8 @@ public sealed record MigrationReport(
 [JsonSerializable(typeof(IReadOnlyList<VmStatus>))]
 [JsonSerializable(typeof(VmDefinition))]
 [JsonSerializable(typeof(MigrationReport))]
+[JsonSerializable(typeof(FormatDiskRequest))]
+[JsonSerializable(typeof(FormatDiskResponse))]
 [JsonSerializable(typeof(ErrorResponse))]
 public sealed partial class HostApiJsonContext : JsonSerializerContext;
 

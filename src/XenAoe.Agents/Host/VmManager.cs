@@ -94,6 +94,28 @@ public sealed partial class VmManager : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Formats two fresh volumes as a new mirror (both legs known identical: new sparse volumes) and writes the image onto it
+    /// through the mirror, so both disk servers get it. The mirror is closed again: a VM assembles it when it starts.
+    /// </summary>
+    public async Task<FormatDiskResponse> FormatDiskAsync(FormatDiskRequest request, CancellationToken ct)
+    {
+        if (request.Legs.Count != 2 || request.Legs.Any(l => !AoeAddress.TryParse(l, out _)) || request.Legs[0] == request.Legs[1])
+            throw new HostException("a disk needs two distinct AoE leg addresses such as e1.0 and e2.0");
+        if (request.ImagePath is { } image && !File.Exists(image))
+            throw new HostException($"no image {image} on {_options.Name}");
+        var options = new MirrorDataPathOptions
+        {
+            Interfaces = _options.StorageInterfaces,
+            Legs = [.. request.Legs.Select(AoeAddress.Parse)],
+            DeviceTimeout = _options.LegTimeout,
+            Log = message => Log.DataPath(_log, "format", string.Join("+", request.Legs), message),
+        };
+        await using var path = await MirrorDataPath.CreateAsync(options, assumeClean: true, ct).ConfigureAwait(false);
+        var written = request.ImagePath is { } file ? await BlockImage.WriteAsync(file, path.Mirror, ct: ct).ConfigureAwait(false) : 0;
+        return new FormatDiskResponse(path.Mirror.Size, written);
+    }
+
     /// <summary>Powers the guest off (forced after the grace time), closes its disks cleanly and forgets it.</summary>
     public async Task<StopOutcome> StopAsync(string name, TimeSpan? graceful, CancellationToken ct)
     {
