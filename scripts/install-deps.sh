@@ -10,6 +10,7 @@ packages=(
   qemu-system-x86 qemu-utils busybox-static  # guests running the Linux aoe driver
   e2fsprogs                             # the VM guest's root image (mke2fs -d), read back by tests (debugfs)
   fio nbdkit libnbd-bin                 # NBD clients and reference server
+  etcd-server etcd-client               # the controller's replicated state store (3-member cluster in tests)
 )
 
 missing=()
