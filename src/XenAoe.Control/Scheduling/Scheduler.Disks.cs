@@ -1,0 +1,116 @@
+namespace XenAoe.Control.Scheduling;
+
+public static partial class Scheduler
+{
+    /// <summary>
+    /// Chooses two disk servers for the legs of a mirrored disk of <paramref name="sizeBytes"/>: both up with the space free,
+    /// in different failure domains (<see cref="SchedulerOptions.FailureDomainLabels"/>). Preference: the server with the most
+    /// free space that has such a partner, then its partner with the most free space (ties by name). When no such pair
+    /// exists, the two with the most free space, with <see cref="MirrorLegsPlacement.DomainsSeparated"/> false and the shared
+    /// labels named. Does not change <paramref name="cluster"/>.
+    /// </summary>
+    public static MirrorLegsPlacement PlaceMirrorLegs(
+        long sizeBytes, Cluster cluster, IReadOnlyCollection<string>? excludedServers = null)
+    {
+        ArgumentNullException.ThrowIfNull(cluster);
+        ArgumentOutOfRangeException.ThrowIfNegative(sizeBytes);
+        var servers = cluster.DiskServers;
+        var rejections = new List<ServerRejection>();
+        var candidates = new List<int>(servers.Length);
+        for (var i = 0; i < servers.Length; i++)
+        {
+            var name = servers[i].Name;
+            var state = cluster.DiskStates[i];
+            if (state != ServerState.Up)
+                rejections.Add(new ServerRejection(name, state == ServerState.Down ? "down" : "draining"));
+            else if (excludedServers is not null && excludedServers.Contains(name))
+                rejections.Add(new ServerRejection(name, "excluded by the request"));
+            else if (cluster.DiskFree[i] < sizeBytes)
+                rejections.Add(new ServerRejection(name, $"{Bytes(cluster.DiskFree[i])} free, {Bytes(sizeBytes)} needed"));
+            else
+                candidates.Add(i);
+        }
+
+        if (candidates.Count < 2)
+        {
+            return new MirrorLegsPlacement(
+                null, null, false,
+                $"a mirror needs two disk servers with {Bytes(sizeBytes)} free; {candidates.Count} has it", rejections);
+        }
+
+        candidates.Sort((a, b) =>
+        {
+            var c = cluster.DiskFree[b].CompareTo(cluster.DiskFree[a]);
+            return c != 0 ? c : a.CompareTo(b);
+        });
+        var labels = cluster.Options.DomainLabels;
+        for (var i = 0; i < candidates.Count; i++)
+        {
+            for (var j = i + 1; j < candidates.Count; j++)
+            {
+                var a = servers[candidates[i]];
+                var b = servers[candidates[j]];
+                if (Separated(a.Labels, b.Labels, labels))
+                {
+                    return new MirrorLegsPlacement(
+                        a.Name, b.Name, true,
+                        $"{a.Name} ({Bytes(cluster.DiskFree[candidates[i]])} free) and {b.Name} "
+                            + $"({Bytes(cluster.DiskFree[candidates[j]])} free) differ in {string.Join(", ", labels)}",
+                        rejections);
+                }
+            }
+        }
+
+        var first = servers[candidates[0]];
+        var second = servers[candidates[1]];
+        return new MirrorLegsPlacement(
+            first.Name, second.Name, false,
+            $"no two disk servers with {Bytes(sizeBytes)} free are in different failure domains ({string.Join(", ", labels)}); "
+                + $"{first.Name} and {second.Name} are only different servers ({Shared(first.Labels, second.Labels, labels)})",
+            rejections);
+    }
+
+    /// <summary>
+    /// True when, for every domain label either server carries, both carry it with different values, and at least one label
+    /// was compared (servers without labels prove nothing).
+    /// </summary>
+    internal static bool Separated(
+        IReadOnlyDictionary<string, string>? a, IReadOnlyDictionary<string, string>? b, IReadOnlyList<string> keys)
+    {
+        var compared = false;
+        foreach (var key in keys)
+        {
+            string? va = null;
+            string? vb = null;
+            var hasA = a is not null && a.TryGetValue(key, out va);
+            var hasB = b is not null && b.TryGetValue(key, out vb);
+            if (!hasA && !hasB)
+                continue;
+            if (!hasA || !hasB || string.Equals(va, vb, StringComparison.Ordinal))
+                return false;
+            compared = true;
+        }
+        return compared;
+    }
+
+    private static string Shared(
+        IReadOnlyDictionary<string, string>? a, IReadOnlyDictionary<string, string>? b, IReadOnlyList<string> keys)
+    {
+        var parts = new List<string>();
+        foreach (var key in keys)
+        {
+            string? va = null;
+            string? vb = null;
+            var hasA = a is not null && a.TryGetValue(key, out va);
+            var hasB = b is not null && b.TryGetValue(key, out vb);
+            if (hasA && hasB && string.Equals(va, vb, StringComparison.Ordinal))
+                parts.Add($"same {key}={va}");
+            else if (hasA != hasB)
+                parts.Add($"{key} unknown on one");
+        }
+        return parts.Count == 0 ? "no failure-domain labels" : string.Join(", ", parts);
+    }
+
+    private static string Bytes(long bytes)
+        => bytes >= 1L << 30 ? $"{bytes / (double)(1L << 30):0.#} GiB" : $"{bytes / (double)(1L << 20):0.#} MiB";
+}
