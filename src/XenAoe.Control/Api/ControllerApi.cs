@@ -1,0 +1,215 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using XenAoe.Agents.Disk;
+using XenAoe.Agents.Host;
+using XenAoe.Control.Model;
+using XenAoe.Control.Store;
+
+namespace XenAoe.Control.Api;
+
+/// <summary>
+/// The REST API (<c>/api/v1</c>): the inventory, the VMs and their operations, the jobs, capacity. Every call needs the bearer
+/// token except <c>/api/v1/health</c>; every operation is a job (202 with the job) that the leading controller runs, so any
+/// controller (leader or standby) accepts them. Refusals are 4xx with a reason in <c>{"error": ...}</c>.
+/// </summary>
+public static partial class ControllerApi
+{
+    public static void Map(IEndpointRouteBuilder app, ControllerState state, Placement placement, Func<Task<ControllerHealth>> health)
+    {
+        var api = app.MapGroup("/api/v1");
+        api.MapGet("/health", async () => Results.Ok(await health()));
+
+        api.MapGet("/hosts", async (CancellationToken ct) => Results.Ok(await state.HostsAsync(ct)));
+        api.MapPost("/hosts", async (RegisterHostRequest request, CancellationToken ct) =>
+        {
+            CheckName(request.Name, "host");
+            CheckUrl(request.ApiUrl);
+            using var client = new HostApiClient(request.ApiUrl, TimeSpan.FromSeconds(5));
+            var info = await Reach(() => client.InfoAsync(ct), $"host daemon at {request.ApiUrl}");
+            var host = new HostRecord
+            {
+                Name = request.Name, ApiUrl = request.ApiUrl, Labels = request.Labels ?? [], Cpus = info.Cpus, MemoryMiB = info.MemoryMiB,
+                StorageMacs = [.. info.StorageNics.Select(n => n.Mac)], LastSeen = state.Time.GetUtcNow(),
+            };
+            await state.PutHostAsync(host, ct);
+            return Results.Created($"/api/v1/hosts/{host.Name}", host);
+        });
+        api.MapGet("/hosts/{name}", async (string name, CancellationToken ct) =>
+            await state.HostAsync(name, ct) is { } host ? Results.Ok(host) : NotFound($"no host named {name}"));
+        api.MapPost("/hosts/{name}/evacuate", async (string name, CancellationToken ct) =>
+        {
+            _ = await state.HostAsync(name, ct) ?? throw new ControlException($"no host named {name}", 404);
+            return Accepted(await state.SubmitJobAsync("host-evacuate", name, null, ct));
+        });
+
+        api.MapGet("/disk-servers", async (CancellationToken ct) => Results.Ok(await state.DiskServersAsync(ct)));
+        api.MapPost("/disk-servers", async (RegisterDiskServerRequest request, CancellationToken ct) =>
+        {
+            CheckName(request.Name, "disk server");
+            CheckUrl(request.ApiUrl);
+            if (request.Shelf >= 0xFFFF)
+                throw new ControlException("shelf 65535 is the broadcast address");
+            using var client = new DiskApiClient(request.ApiUrl);
+            await Reach(() => client.ListAsync(ct), $"disk daemon at {request.ApiUrl}");
+            var disk = new DiskServerRecord { Name = request.Name, ApiUrl = request.ApiUrl, Shelf = request.Shelf, Labels = request.Labels ?? [] };
+            await state.PutDiskServerAsync(disk, ct);
+            return Results.Created($"/api/v1/disk-servers/{disk.Name}", disk);
+        });
+
+        api.MapGet("/vms", async (CancellationToken ct) => Results.Ok(await state.VmsAsync(ct)));
+        api.MapGet("/vms/{name}", async (string name, CancellationToken ct) =>
+            await state.VmAsync(name, ct) is { } vm ? Results.Ok(vm) : NotFound($"no VM named {name}"));
+        api.MapPost("/vms", async (CreateVmRequest request, CancellationToken ct) =>
+        {
+            CheckName(request.Name, "VM");
+            if (request.Cpus is < 1 or > 255)
+                throw new ControlException($"cpus must be 1..255, not {request.Cpus}");
+            if (request.MemoryMiB is < 64 or > 4 * 1024 * 1024)
+                throw new ControlException($"memoryMiB must be 64..4194304, not {request.MemoryMiB}");
+            if (request.DiskBytes < 1 << 20 || request.DiskBytes % 512 != 0)
+                throw new ControlException("diskBytes must be at least 1 MiB and a multiple of 512");
+            if (string.IsNullOrWhiteSpace(request.Kernel))
+                throw new ControlException("kernel is required (direct kernel boot)");
+            if (request.Mac is { } mac && !XenAoe.Aoe.MacAddress.TryParse(mac, out _))
+                throw new ControlException($"'{mac}' is not a MAC address");
+            if (await state.VmAsync(request.Name, ct) is not null)
+                throw new ControlException($"a VM named {request.Name} already exists", 409);
+            var parameters = new Dictionary<string, string>
+            {
+                ["cpus"] = request.Cpus.ToString(CultureInfo.InvariantCulture),
+                ["memoryMiB"] = request.MemoryMiB.ToString(CultureInfo.InvariantCulture),
+                ["diskBytes"] = request.DiskBytes.ToString(CultureInfo.InvariantCulture),
+                ["kernel"] = request.Kernel,
+            };
+            Optional(parameters, "initrd", request.Initrd);
+            Optional(parameters, "cmdline", request.Cmdline);
+            Optional(parameters, "image", request.Image);
+            Optional(parameters, "host", request.Host);
+            Optional(parameters, "mac", request.Mac);
+            Optional(parameters, "vncDisplay", request.VncDisplay?.ToString(CultureInfo.InvariantCulture));
+            return Accepted(await state.SubmitJobAsync("vm-create", request.Name, parameters, ct));
+        });
+        api.MapPost("/vms/{name}/start", (string name, CancellationToken ct) => VmJob(state, "vm-start", name, null, ct));
+        api.MapPost("/vms/{name}/stop", (string name, StopRequest? request, CancellationToken ct) =>
+            VmJob(state, "vm-stop", name, request?.Force == true ? new() { ["force"] = "true" } : null, ct));
+        api.MapPost("/vms/{name}/reboot", (string name, CancellationToken ct) => VmJob(state, "vm-reboot", name, null, ct));
+        api.MapPost("/vms/{name}/migrate", async (string name, MigrateRequest? request, CancellationToken ct) =>
+        {
+            if (request?.To is { } to && await state.HostAsync(to, ct) is null)
+                throw new ControlException($"no host named {to}", 404);
+            return await VmJob(state, "vm-migrate", name, request?.To is { } target ? new() { ["to"] = target } : null, ct);
+        });
+        api.MapPost("/vms/{name}/failover", (string name, CancellationToken ct) => VmJob(state, "vm-failover", name, null, ct));
+        api.MapDelete("/vms/{name}", (string name, CancellationToken ct) => VmJob(state, "vm-delete", name, null, ct));
+
+        api.MapGet("/jobs", async (CancellationToken ct) => Results.Ok(await state.JobsAsync(ct)));
+        api.MapGet("/jobs/{id}", async (string id, CancellationToken ct) =>
+            await state.JobAsync(id, ct) is { } job ? Results.Ok(job) : NotFound($"no job {id}"));
+
+        api.MapGet("/capacity", async (int? cpus, int? memoryMiB, long? diskBytes, CancellationToken ct) =>
+        {
+            if (cpus is null or < 1 || memoryMiB is null or < 1)
+                throw new ControlException("give cpus and memoryMiB (positive integers), e.g. /api/v1/capacity?cpus=1&memoryMiB=512");
+            return Results.Ok(await placement.CapacityAsync(cpus.Value, memoryMiB.Value, diskBytes ?? 0, ct));
+        });
+    }
+
+    /// <summary>
+    /// Every call but the health check carries <c>Authorization: Bearer TOKEN</c>; refusals, bad input and store trouble become
+    /// JSON errors with a reason (never a stack trace).
+    /// </summary>
+    public static void UseErrorsAndAuthentication(IApplicationBuilder app, string token)
+    {
+        var expected = Encoding.UTF8.GetBytes(token);
+        app.Use(async (context, next) =>
+        {
+            try
+            {
+                var path = context.Request.Path.Value ?? "";
+                if (path.StartsWith("/api/", StringComparison.Ordinal) && path != "/api/v1/health" && !Authorized(context, expected))
+                {
+                    context.Response.Headers.WWWAuthenticate = "Bearer";
+                    await Write(context, StatusCodes.Status401Unauthorized, "missing or wrong bearer token (Authorization: Bearer TOKEN; the token is in the controller's token file)");
+                    return;
+                }
+                await next(context);
+            }
+            catch (ControlException e)
+            {
+                await Write(context, e.Status, e.Message);
+            }
+            catch (BadHttpRequestException e)
+            {
+                await Write(context, e.StatusCode, e.Message);
+            }
+            catch (StoreUnavailableException e)
+            {
+                await Write(context, StatusCodes.Status503ServiceUnavailable, $"the state store is unavailable: {e.Message}");
+            }
+        });
+    }
+
+    private static bool Authorized(HttpContext context, byte[] expected)
+    {
+        var header = context.Request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.Ordinal))
+            return false;
+        return CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(header["Bearer ".Length..].Trim()), expected);
+    }
+
+    private static Task Write(HttpContext context, int status, string message)
+    {
+        if (context.Response.HasStarted)
+            return Task.CompletedTask;
+        context.Response.StatusCode = status;
+        return context.Response.WriteAsJsonAsync(new ApiError(message), ApiJsonContext.Default.ApiError);
+    }
+
+    private static async Task<IResult> VmJob(ControllerState state, string kind, string name, Dictionary<string, string>? parameters, CancellationToken ct)
+    {
+        _ = await state.VmAsync(name, ct) ?? throw new ControlException($"no VM named {name}", 404);
+        return Accepted(await state.SubmitJobAsync(kind, name, parameters, ct));
+    }
+
+    private static IResult Accepted(JobRecord job) => Results.Json(job, ApiJsonContext.Default.JobRecord, statusCode: StatusCodes.Status202Accepted);
+
+    private static IResult NotFound(string message) => Results.Json(new ApiError(message), ApiJsonContext.Default.ApiError, statusCode: StatusCodes.Status404NotFound);
+
+    private static void Optional(Dictionary<string, string> parameters, string name, string? value)
+    {
+        if (value is not null)
+            parameters[name] = value;
+    }
+
+    private static void CheckName(string? name, string what)
+    {
+        if (name is null || !NamePattern().IsMatch(name))
+            throw new ControlException($"{what} name '{name}' must match [a-z0-9][a-z0-9-]{{0,31}}");
+    }
+
+    private static void CheckUrl(string? url)
+    {
+        if (url is null || !Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != Uri.UriSchemeHttp)
+            throw new ControlException($"apiUrl '{url}' must be an http:// URL such as http://10.77.0.21:7300");
+    }
+
+    private static async Task<T> Reach<T>(Func<Task<T>> call, string what)
+    {
+        try
+        {
+            return await call();
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or HostException or XenAoe.Storage.StorageException)
+        {
+            throw new ControlException($"cannot reach the {what}: {e.Message}", 502);
+        }
+    }
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,31}$")]
+    private static partial Regex NamePattern();
+}

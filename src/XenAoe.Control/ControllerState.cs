@@ -1,0 +1,145 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using XenAoe.Control.Model;
+using XenAoe.Control.Store;
+
+namespace XenAoe.Control;
+
+/// <summary>
+/// The inventory and the jobs as typed documents in the state store: <c>hosts/NAME</c>, <c>disks/NAME</c>, <c>vms/NAME</c>,
+/// <c>jobs/ID</c>. Every change is a compare-and-swap on the document's revision, retried on conflict, so two controllers or
+/// two jobs changing the same record never lose each other's update.
+/// </summary>
+public sealed class ControllerState(IStateStore store, TimeProvider? time = null)
+{
+    private const int MaxRetries = 20;
+    private static readonly ControlJsonContext Json = ControlJsonContext.Default;
+
+    public IStateStore Store { get; } = store;
+
+    public TimeProvider Time { get; } = time ?? TimeProvider.System;
+
+    public Task<IReadOnlyList<HostRecord>> HostsAsync(CancellationToken ct) => ListAsync("hosts/", Json.HostRecord, ct);
+
+    public Task<HostRecord?> HostAsync(string name, CancellationToken ct) => GetAsync($"hosts/{name}", Json.HostRecord, ct);
+
+    public Task PutHostAsync(HostRecord host, CancellationToken ct) => PutAsync($"hosts/{host.Name}", host, Json.HostRecord, ct);
+
+    public Task<HostRecord?> UpdateHostAsync(string name, Func<HostRecord, HostRecord?> change, CancellationToken ct) =>
+        UpdateAsync($"hosts/{name}", change, Json.HostRecord, ct);
+
+    public Task<IReadOnlyList<DiskServerRecord>> DiskServersAsync(CancellationToken ct) => ListAsync("disks/", Json.DiskServerRecord, ct);
+
+    public Task<DiskServerRecord?> DiskServerAsync(string name, CancellationToken ct) => GetAsync($"disks/{name}", Json.DiskServerRecord, ct);
+
+    public Task PutDiskServerAsync(DiskServerRecord disk, CancellationToken ct) => PutAsync($"disks/{disk.Name}", disk, Json.DiskServerRecord, ct);
+
+    public Task<IReadOnlyList<VmRecord>> VmsAsync(CancellationToken ct) => ListAsync("vms/", Json.VmRecord, ct);
+
+    public Task<VmRecord?> VmAsync(string name, CancellationToken ct) => GetAsync($"vms/{name}", Json.VmRecord, ct);
+
+    /// <summary>Creates the VM record; false when one of that name exists.</summary>
+    public async Task<bool> CreateVmAsync(VmRecord vm, CancellationToken ct)
+    {
+        try
+        {
+            await Store.PutAsync($"vms/{vm.Name}", JsonSerializer.SerializeToUtf8Bytes(vm, Json.VmRecord), expectedRevision: 0, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (StoreConflictException)
+        {
+            return false;
+        }
+    }
+
+    public Task<VmRecord?> UpdateVmAsync(string name, Func<VmRecord, VmRecord?> change, CancellationToken ct) =>
+        UpdateAsync($"vms/{name}", change, Json.VmRecord, ct);
+
+    public Task DeleteVmAsync(string name, CancellationToken ct) => Store.DeleteAsync($"vms/{name}", null, ct);
+
+    public async Task<IReadOnlyList<JobRecord>> JobsAsync(CancellationToken ct) =>
+        [.. (await ListAsync("jobs/", Json.JobRecord, ct).ConfigureAwait(false)).OrderBy(j => j.Id, StringComparer.Ordinal)];
+
+    public Task<JobRecord?> JobAsync(string id, CancellationToken ct) => GetAsync($"jobs/{id}", Json.JobRecord, ct);
+
+    public Task<JobRecord?> UpdateJobAsync(string id, Func<JobRecord, JobRecord?> change, CancellationToken ct) =>
+        UpdateAsync($"jobs/{id}", change, Json.JobRecord, ct);
+
+    /// <summary>
+    /// Records a new pending job with the next id (zero-padded so ids sort in creation order). Refuses a second unfinished job on
+    /// the same target: one operation at a time per VM or host.
+    /// </summary>
+    public async Task<JobRecord> SubmitJobAsync(string kind, string target, Dictionary<string, string>? parameters, CancellationToken ct)
+    {
+        var busy = (await JobsAsync(ct).ConfigureAwait(false)).FirstOrDefault(j => j.Target == target && !j.IsFinished);
+        if (busy is not null)
+            throw new ControlException($"{target} is busy with job {busy.Id} ({busy.Kind}, {busy.State.ToString().ToLowerInvariant()})", 409);
+        for (var attempt = 0; attempt < MaxRetries; attempt++)
+        {
+            var counter = await Store.GetAsync("meta/next-job", ct).ConfigureAwait(false);
+            var next = counter is null ? 1 : long.Parse(counter.ValueText, CultureInfo.InvariantCulture);
+            var job = new JobRecord
+            {
+                Id = next.ToString("D6", CultureInfo.InvariantCulture), Kind = kind, Target = target, Parameters = parameters ?? [],
+                CreatedAt = Time.GetUtcNow(),
+            };
+            try
+            {
+                await Store.TransactAsync(
+                [
+                    StoreOperation.Put("meta/next-job", (next + 1).ToString(CultureInfo.InvariantCulture), counter?.Revision ?? 0),
+                    StoreOperation.Put($"jobs/{job.Id}", JsonSerializer.SerializeToUtf8Bytes(job, Json.JobRecord), 0),
+                ], ct).ConfigureAwait(false);
+                return job;
+            }
+            catch (StoreConflictException)
+            {
+                // Another submitter took this id: take the next.
+            }
+        }
+        throw new ControlException("could not allocate a job id: the store is too busy", 503);
+    }
+
+    private async Task<T?> GetAsync<T>(string key, JsonTypeInfo<T> type, CancellationToken ct) where T : class
+    {
+        var entry = await Store.GetAsync(key, ct).ConfigureAwait(false);
+        return entry is null ? null : JsonSerializer.Deserialize(entry.Value.Span, type);
+    }
+
+    private async Task<IReadOnlyList<T>> ListAsync<T>(string prefix, JsonTypeInfo<T> type, CancellationToken ct) where T : class =>
+        [.. (await Store.ListAsync(prefix, ct).ConfigureAwait(false)).Select(e => JsonSerializer.Deserialize(e.Value.Span, type)!)];
+
+    private Task PutAsync<T>(string key, T value, JsonTypeInfo<T> type, CancellationToken ct) =>
+        Store.PutAsync(key, JsonSerializer.SerializeToUtf8Bytes(value, type), null, ct);
+
+    /// <summary>Read, change, compare-and-swap, retried on conflict. <paramref name="change"/> returning null leaves it as is.</summary>
+    private async Task<T?> UpdateAsync<T>(string key, Func<T, T?> change, JsonTypeInfo<T> type, CancellationToken ct) where T : class
+    {
+        for (var attempt = 0; attempt < MaxRetries; attempt++)
+        {
+            var entry = await Store.GetAsync(key, ct).ConfigureAwait(false);
+            if (entry is null)
+                return null;
+            var current = JsonSerializer.Deserialize(entry.Value.Span, type)!;
+            if (change(current) is not { } updated)
+                return current;
+            try
+            {
+                await Store.PutAsync(key, JsonSerializer.SerializeToUtf8Bytes(updated, type), entry.Revision, ct).ConfigureAwait(false);
+                return updated;
+            }
+            catch (StoreConflictException)
+            {
+                // Someone else changed it in between: apply the change to their version.
+            }
+        }
+        throw new ControlException($"{key} changes too often to update", 503);
+    }
+}
+
+/// <summary>A request the controller refuses, with the HTTP status it maps to and a reason a user can act on.</summary>
+public sealed class ControlException(string message, int status = 400, Exception? inner = null) : Exception(message, inner)
+{
+    public int Status { get; } = status;
+}

@@ -1,0 +1,161 @@
+using Microsoft.Extensions.Logging;
+using XenAoe.Agents.Disk;
+using XenAoe.Agents.Host;
+using XenAoe.Control.Model;
+
+namespace XenAoe.Control.Health;
+
+/// <summary>
+/// The leader's heartbeat of the cluster: every <see cref="ControllerOptions.HeartbeatInterval"/> it asks each CPU server and
+/// disk server for its status. A CPU server silent for <see cref="ControllerOptions.DeadAfter"/> is declared dead and a
+/// failover job is submitted for each VM it ran (the job fences it at the storage before restarting the VM elsewhere). A dead
+/// host that answers again has its stale copies of those VMs killed before it is marked up: they are fenced and cannot
+/// write, but they must not linger.
+/// </summary>
+public sealed partial class HostMonitor(ControllerState state, ControllerOptions options, ILogger<HostMonitor> log)
+{
+    private readonly Dictionary<string, DateTimeOffset> _lastAnswer = [];
+
+    public async Task RunAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(options.HeartbeatInterval, state.Time);
+        try
+        {
+            do
+            {
+                await CheckHostsAsync(ct).ConfigureAwait(false);
+                await CheckDiskServersAsync(ct).ConfigureAwait(false);
+            }
+            while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Leadership lost or stopping.
+        }
+    }
+
+    private async Task CheckHostsAsync(CancellationToken ct)
+    {
+        var now = state.Time.GetUtcNow();
+        var hosts = await state.HostsAsync(ct).ConfigureAwait(false);
+        await Task.WhenAll(hosts.Select(async host =>
+        {
+            var info = await AskAsync(host, ct).ConfigureAwait(false);
+            if (info is not null)
+            {
+                _lastAnswer[host.Name] = now;
+                await OnAnswerAsync(host, info, ct).ConfigureAwait(false);
+                return;
+            }
+            // A leader that just took over has not heard anyone yet: it counts from its own start, not from the record.
+            var since = _lastAnswer.TryGetValue(host.Name, out var heard) ? heard : (_lastAnswer[host.Name] = now);
+            if (host.State != HostState.Dead && now - since >= options.DeadAfter)
+                await DeclareDeadAsync(host, now - since, ct).ConfigureAwait(false);
+        })).ConfigureAwait(false);
+    }
+
+    private async Task<HostInfo?> AskAsync(HostRecord host, CancellationToken ct)
+    {
+        using var client = new HostApiClient(host.ApiUrl, options.HeartbeatTimeout);
+        try
+        {
+            return await client.InfoAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or HostException or IOException)
+        {
+            return null;
+        }
+    }
+
+    private async Task OnAnswerAsync(HostRecord host, HostInfo info, CancellationToken ct)
+    {
+        if (host.State == HostState.Dead)
+            await KillStaleVmsAsync(host, ct).ConfigureAwait(false);
+        await state.UpdateHostAsync(host.Name, h => h with
+        {
+            State = h.State == HostState.Dead ? HostState.Up : h.State,
+            StateReason = h.State == HostState.Dead ? "answered again; its stale VMs were killed" : h.StateReason,
+            LastSeen = state.Time.GetUtcNow(),
+            Cpus = info.Cpus,
+            MemoryMiB = info.MemoryMiB,
+            StorageMacs = [.. info.StorageNics.Select(n => n.Mac)],
+        }, ct).ConfigureAwait(false);
+    }
+
+    private async Task DeclareDeadAsync(HostRecord host, TimeSpan silent, CancellationToken ct)
+    {
+        var reason = $"no heartbeat for {silent.TotalSeconds:0.0} s";
+        await state.UpdateHostAsync(host.Name, h => h with { State = HostState.Dead, StateReason = reason }, ct).ConfigureAwait(false);
+        Log.HostDead(log, host.Name, reason);
+        foreach (var vm in (await state.VmsAsync(ct).ConfigureAwait(false)).Where(v => v.Host == host.Name && v.Desired == VmDesiredState.Running))
+        {
+            try
+            {
+                var job = await state.SubmitJobAsync("vm-failover", vm.Name, new() { ["from"] = host.Name }, ct).ConfigureAwait(false);
+                Log.FailoverSubmitted(log, vm.Name, host.Name, job.Id);
+            }
+            catch (ControlException e)
+            {
+                // The VM is busy with another job (a migration that lost its host, say): that job fails on its own, and the
+                // operator restarts the VM with `xenaoe vm failover` (the log says so).
+                Log.FailoverDeferred(log, vm.Name, e.Message);
+            }
+        }
+    }
+
+    private async Task KillStaleVmsAsync(HostRecord host, CancellationToken ct)
+    {
+        using var client = new HostApiClient(host.ApiUrl, TimeSpan.FromSeconds(30));
+        var records = (await state.VmsAsync(ct).ConfigureAwait(false)).ToDictionary(v => v.Name);
+        foreach (var vm in await client.ListAsync(ct).ConfigureAwait(false))
+        {
+            if (records.TryGetValue(vm.Name, out var record) && record.Host == host.Name)
+                continue;
+            await client.KillAsync(vm.Name, ct).ConfigureAwait(false);
+            Log.StaleVmKilled(log, vm.Name, host.Name);
+        }
+    }
+
+    private async Task CheckDiskServersAsync(CancellationToken ct)
+    {
+        foreach (var disk in await state.DiskServersAsync(ct).ConfigureAwait(false))
+        {
+            using var client = new DiskApiClient(disk.ApiUrl);
+            bool reachable;
+            try
+            {
+                using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                bounded.CancelAfter(options.HeartbeatTimeout);
+                await client.ListAsync(bounded.Token).ConfigureAwait(false);
+                reachable = true;
+            }
+            catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !ct.IsCancellationRequested)
+            {
+                reachable = false;
+            }
+            if (reachable != disk.Reachable)
+            {
+                await state.PutDiskServerAsync(disk with { Reachable = reachable }, ct).ConfigureAwait(false);
+                Log.DiskServerChanged(log, disk.Name, reachable ? "answers again: its legs resync" : "does not answer: mirrors run degraded");
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "host {Host} declared dead: {Reason}")]
+        public static partial void HostDead(ILogger logger, string host, string reason);
+
+        [LoggerMessage(2, LogLevel.Warning, "VM {Vm} of dead host {Host}: failover job {Job}")]
+        public static partial void FailoverSubmitted(ILogger logger, string vm, string host, string job);
+
+        [LoggerMessage(3, LogLevel.Warning, "VM {Vm}: no failover submitted ({Reason}); run `xenaoe vm failover` once that job ends")]
+        public static partial void FailoverDeferred(ILogger logger, string vm, string reason);
+
+        [LoggerMessage(4, LogLevel.Warning, "killed stale VM {Vm} on returning host {Host}")]
+        public static partial void StaleVmKilled(ILogger logger, string vm, string host);
+
+        [LoggerMessage(5, LogLevel.Warning, "disk server {Disk} {What}")]
+        public static partial void DiskServerChanged(ILogger logger, string disk, string what);
+    }
+}

@@ -1,0 +1,318 @@
+using System.Globalization;
+using XenAoe.Agents.Disk;
+using XenAoe.Agents.Host;
+using XenAoe.Aoe;
+using XenAoe.Control.Model;
+using XenAoe.Hypervisors;
+using XenAoe.Storage;
+
+namespace XenAoe.Control.Jobs;
+
+/// <summary>
+/// What each kind of job does, step by step, against the host and disk daemons. Steps are safe to repeat: each checks what is
+/// already done (a volume that exists, a VM that already runs on the chosen host) before acting.
+/// </summary>
+public sealed class Operations(ControllerState state, Placement placement)
+{
+    public static readonly IReadOnlyList<string> Kinds =
+        ["vm-create", "vm-start", "vm-stop", "vm-reboot", "vm-migrate", "vm-failover", "vm-delete", "host-evacuate"];
+
+    private static readonly TimeSpan AgentTimeout = TimeSpan.FromMinutes(5);
+
+    /// <summary>Runs one job; returns a one-line summary for its log, or throws with the reason it failed.</summary>
+    public Task<string> RunAsync(string kind, JobContext job) => kind switch
+    {
+        "vm-create" => CreateAsync(job),
+        "vm-start" => StartAsync(job),
+        "vm-stop" => StopAsync(job),
+        "vm-reboot" => RebootAsync(job),
+        "vm-migrate" => MigrateAsync(job),
+        "vm-failover" => FailoverAsync(job),
+        "vm-delete" => DeleteAsync(job),
+        "host-evacuate" => EvacuateAsync(job),
+        _ => throw new ControlException($"unknown job kind '{kind}' (known: {string.Join(", ", Kinds)})"),
+    };
+
+    private async Task<string> CreateAsync(JobContext job)
+    {
+        var name = job.Target;
+        var cpus = int.Parse(job.RequiredParameter("cpus"), CultureInfo.InvariantCulture);
+        var memory = int.Parse(job.RequiredParameter("memoryMiB"), CultureInfo.InvariantCulture);
+        var diskBytes = long.Parse(job.RequiredParameter("diskBytes"), CultureInfo.InvariantCulture);
+        await job.StepAsync("place", async () =>
+        {
+            var host = job.Parameter("host") ?? (await placement.ChooseHostAsync(name, cpus, memory, exclude: [], job.Cancellation).ConfigureAwait(false)).Name;
+            var (first, second, why) = await placement.ChooseLegsAsync(diskBytes, job.Cancellation).ConfigureAwait(false);
+            await job.RememberAsync("host", host).ConfigureAwait(false);
+            await job.RememberAsync("leg0Server", first).ConfigureAwait(false);
+            await job.RememberAsync("leg1Server", second).ConfigureAwait(false);
+            return $"on {host}; legs on {first} and {second} ({why})";
+        }).ConfigureAwait(false);
+
+        await job.StepAsync("volumes", async () =>
+        {
+            var legs = new List<string>();
+            foreach (var which in new[] { "leg0", "leg1" })
+            {
+                var server = await DiskServerAsync(job.RequiredParameter($"{which}Server"), job.Cancellation).ConfigureAwait(false);
+                var volume = await EnsureVolumeAsync(server, $"{name}-root", diskBytes, job.Cancellation).ConfigureAwait(false);
+                var address = new AoeAddress(volume.Shelf, volume.Slot).ToString();
+                await job.RememberAsync($"{which}Address", address).ConfigureAwait(false);
+                legs.Add($"{server.Name}:{volume.Name} ({address})");
+            }
+            return string.Join(" + ", legs);
+        }).ConfigureAwait(false);
+
+        await job.StepAsync("record", async () =>
+        {
+            var vm = new VmRecord
+            {
+                Name = name, Uuid = Guid.NewGuid(), Cpus = cpus, MemoryMiB = memory,
+                Boot = new VmBoot(job.RequiredParameter("kernel"), job.Parameter("initrd"), job.Parameter("cmdline") ?? "console=ttyS0 root=/dev/vda"),
+                Disks = [new VmDiskRecord("root", diskBytes,
+                [
+                    new LegRecord(job.RequiredParameter("leg0Server"), $"{name}-root", job.RequiredParameter("leg0Address")),
+                    new LegRecord(job.RequiredParameter("leg1Server"), $"{name}-root", job.RequiredParameter("leg1Address")),
+                ])],
+                Macs = job.Parameter("mac") is { } mac ? [mac] : [],
+                VncDisplay = job.Parameter("vncDisplay") is { } display ? int.Parse(display, CultureInfo.InvariantCulture) : null,
+                Desired = VmDesiredState.Stopped, CreatedAt = state.Time.GetUtcNow(),
+            };
+            if (!await state.CreateVmAsync(vm, job.Cancellation).ConfigureAwait(false) && (await state.VmAsync(name, job.Cancellation).ConfigureAwait(false))?.Disks[0].Legs[0].Address != vm.Disks[0].Legs[0].Address)
+                throw new ControlException($"a VM named {name} already exists", 409);
+        }).ConfigureAwait(false);
+
+        var hostName = job.RequiredParameter("host");
+        await job.StepAsync("format", async () =>
+        {
+            var host = await HostAsync(hostName, job.Cancellation).ConfigureAwait(false);
+            using var client = new HostApiClient(host.ApiUrl, AgentTimeout);
+            var result = await client.FormatDiskAsync(new FormatDiskRequest([job.RequiredParameter("leg0Address"), job.RequiredParameter("leg1Address")],
+                job.Parameter("image")), job.Cancellation).ConfigureAwait(false);
+            return $"mirror of {result.SizeBytes} bytes, {result.ImageBytes} bytes of image written to both legs";
+        }).ConfigureAwait(false);
+
+        await job.StepAsync("start", () => StartOnAsync(name, hostName, takeOver: false, job.Cancellation)).ConfigureAwait(false);
+        return $"{name} created and running on {hostName}";
+    }
+
+    private async Task<string> StartAsync(JobContext job)
+    {
+        var vm = await VmAsync(job.Target, job.Cancellation).ConfigureAwait(false);
+        await job.StepAsync("place", async () =>
+        {
+            var current = vm.Host is { } h ? await state.HostAsync(h, job.Cancellation).ConfigureAwait(false) : null;
+            var host = current is { State: HostState.Up } ? current.Name
+                : (await placement.ChooseHostAsync(vm.Name, vm.Cpus, vm.MemoryMiB, exclude: [], job.Cancellation).ConfigureAwait(false)).Name;
+            await job.RememberAsync("host", host).ConfigureAwait(false);
+            return host;
+        }).ConfigureAwait(false);
+        var hostName = job.RequiredParameter("host");
+        await job.StepAsync("start", () => StartOnAsync(vm.Name, hostName, takeOver: false, job.Cancellation)).ConfigureAwait(false);
+        return $"{vm.Name} running on {hostName}";
+    }
+
+    private async Task<string> StopAsync(JobContext job)
+    {
+        var vm = await VmAsync(job.Target, job.Cancellation).ConfigureAwait(false);
+        await job.StepAsync("stop", async () =>
+        {
+            await StopOnHostAsync(vm, job.Parameter("force") == "true", job.Cancellation).ConfigureAwait(false);
+            await state.UpdateVmAsync(vm.Name, v => v with { Desired = VmDesiredState.Stopped, Host = null }, job.Cancellation).ConfigureAwait(false);
+        }).ConfigureAwait(false);
+        return $"{vm.Name} stopped";
+    }
+
+    private async Task<string> RebootAsync(JobContext job)
+    {
+        var vm = await VmAsync(job.Target, job.Cancellation).ConfigureAwait(false);
+        var host = await HostAsync(vm.Host ?? throw new ControlException($"{vm.Name} is not running", 409), job.Cancellation).ConfigureAwait(false);
+        await job.StepAsync("reboot", async () =>
+        {
+            using var client = new HostApiClient(host.ApiUrl, AgentTimeout);
+            await client.RebootAsync(vm.Name, job.Cancellation).ConfigureAwait(false);
+        }).ConfigureAwait(false);
+        return $"{vm.Name} reset on {host.Name}";
+    }
+
+    private async Task<string> MigrateAsync(JobContext job)
+    {
+        var vm = await VmAsync(job.Target, job.Cancellation).ConfigureAwait(false);
+        var from = vm.Host ?? throw new ControlException($"{vm.Name} is not running: start it instead", 409);
+        await job.StepAsync("place", async () =>
+        {
+            var to = job.Parameter("to") ?? (await placement.ChooseHostAsync(vm.Name, vm.Cpus, vm.MemoryMiB, exclude: [from], job.Cancellation).ConfigureAwait(false)).Name;
+            if (to == from)
+                throw new ControlException($"{vm.Name} already runs on {to}", 409);
+            await job.RememberAsync("to", to).ConfigureAwait(false);
+            await job.RememberAsync("from", from).ConfigureAwait(false);
+            return $"{from} -> {to}";
+        }).ConfigureAwait(false);
+        var target = job.RequiredParameter("to");
+        await job.StepAsync("migrate", () => MigrateOneAsync(vm.Name, job.RequiredParameter("from"), target, job.Cancellation)).ConfigureAwait(false);
+        return $"{vm.Name} migrated to {target}";
+    }
+
+    /// <summary>
+    /// Restarts a VM whose host is dead: a new host first, then the fence (both disk servers force-set every leg's reservation
+    /// to the new host's MACs, so the old host, if it was only frozen or cut off, is refused from then on), then the start.
+    /// </summary>
+    private async Task<string> FailoverAsync(JobContext job)
+    {
+        var vm = await VmAsync(job.Target, job.Cancellation).ConfigureAwait(false);
+        var dead = job.Parameter("from") ?? vm.Host;
+        await job.StepAsync("place", async () =>
+        {
+            var host = (await placement.ChooseHostAsync(vm.Name, vm.Cpus, vm.MemoryMiB, exclude: dead is null ? [] : [dead], job.Cancellation).ConfigureAwait(false)).Name;
+            await job.RememberAsync("host", host).ConfigureAwait(false);
+            return $"from {dead ?? "nowhere"} to {host}";
+        }).ConfigureAwait(false);
+        var hostName = job.RequiredParameter("host");
+        await job.StepAsync("fence", async () =>
+        {
+            var host = await HostAsync(hostName, job.Cancellation).ConfigureAwait(false);
+            var macs = host.StorageMacs.Select(MacAddress.Parse).ToArray();
+            if (macs.Length == 0)
+                throw new ControlException($"{hostName} reported no storage NIC MACs: cannot fence for it");
+            var fenced = new List<string>();
+            foreach (var leg in vm.Disks.SelectMany(d => d.Legs))
+            {
+                try
+                {
+                    var server = await DiskServerAsync(leg.DiskServer, job.Cancellation).ConfigureAwait(false);
+                    using var disk = new DiskApiClient(server.ApiUrl);
+                    await disk.SetReservationAsync(leg.Volume, macs, job.Cancellation).ConfigureAwait(false);
+                    fenced.Add($"{leg.DiskServer}:{leg.Volume}");
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException or StorageException)
+                {
+                    // A disk server that is down cannot be fenced now; the new host's mirror force-claims that leg before it
+                    // takes it back, and until then the leg is not in the mirror.
+                    await job.LogAsync($"could not fence {leg.DiskServer}:{leg.Volume} ({e.Message}); that leg is taken back only by a force-claim").ConfigureAwait(false);
+                }
+            }
+            if (fenced.Count == 0)
+                throw new ControlException($"no disk server of {vm.Name} could be fenced: not restarting it, the old host might still write");
+            return $"reservations set to {hostName} ({string.Join(", ", host.StorageMacs)}) on {string.Join(", ", fenced)}";
+        }).ConfigureAwait(false);
+        await job.StepAsync("start", () => StartOnAsync(vm.Name, hostName, takeOver: true, job.Cancellation)).ConfigureAwait(false);
+        return $"{vm.Name} restarted on {hostName}{(dead is null ? "" : $" after {dead} died")}";
+    }
+
+    private async Task<string> DeleteAsync(JobContext job)
+    {
+        var vm = await VmAsync(job.Target, job.Cancellation).ConfigureAwait(false);
+        await job.StepAsync("stop", () => StopOnHostAsync(vm, force: true, job.Cancellation)).ConfigureAwait(false);
+        await job.StepAsync("volumes", async () =>
+        {
+            foreach (var leg in vm.Disks.SelectMany(d => d.Legs))
+            {
+                var server = await DiskServerAsync(leg.DiskServer, job.Cancellation).ConfigureAwait(false);
+                using var disk = new DiskApiClient(server.ApiUrl);
+                try
+                {
+                    await disk.DeleteAsync(leg.Volume, force: true, job.Cancellation).ConfigureAwait(false);
+                }
+                catch (StorageException e) when (e.Error == StorageError.NotFound)
+                {
+                    // Already gone (a repeated step).
+                }
+            }
+        }).ConfigureAwait(false);
+        await job.StepAsync("record", () => state.DeleteVmAsync(vm.Name, job.Cancellation)).ConfigureAwait(false);
+        return $"{vm.Name} deleted with its volumes";
+    }
+
+    /// <summary>Live-migrates everything off a host and leaves it in maintenance (nothing new is placed there).</summary>
+    private async Task<string> EvacuateAsync(JobContext job)
+    {
+        var hostName = job.Target;
+        await job.StepAsync("maintenance", async () =>
+        {
+            if (await state.UpdateHostAsync(hostName, h => h with { State = HostState.Maintenance, StateReason = $"evacuated by job {job.Id}" }, job.Cancellation).ConfigureAwait(false) is null)
+                throw new ControlException($"no host named {hostName}", 404);
+        }).ConfigureAwait(false);
+        var moved = 0;
+        foreach (var vm in (await state.VmsAsync(job.Cancellation).ConfigureAwait(false)).Where(v => v.Host == hostName))
+        {
+            await job.StepAsync($"migrate {vm.Name}", async () =>
+            {
+                var to = job.Parameter($"to:{vm.Name}") ?? (await placement.ChooseHostAsync(vm.Name, vm.Cpus, vm.MemoryMiB, exclude: [hostName], job.Cancellation).ConfigureAwait(false)).Name;
+                await job.RememberAsync($"to:{vm.Name}", to).ConfigureAwait(false);
+                return await MigrateOneAsync(vm.Name, hostName, to, job.Cancellation).ConfigureAwait(false);
+            }).ConfigureAwait(false);
+            moved++;
+        }
+        return $"{hostName} evacuated ({moved} VMs moved) and in maintenance";
+    }
+
+    private async Task<string?> MigrateOneAsync(string name, string from, string to, CancellationToken ct)
+    {
+        var (source, destination) = (await HostAsync(from, ct).ConfigureAwait(false), await HostAsync(to, ct).ConfigureAwait(false));
+        using var destinationClient = new HostApiClient(destination.ApiUrl, AgentTimeout);
+        if (await destinationClient.GetAsync(name, ct).ConfigureAwait(false) is { Role: "running" })
+        {
+            // A repeated step: the migration finished before the controller recorded it.
+            await state.UpdateVmAsync(name, v => v with { Host = to }, ct).ConfigureAwait(false);
+            return $"already on {to}";
+        }
+        using var sourceClient = new HostApiClient(source.ApiUrl, AgentTimeout);
+        var report = await sourceClient.MigrateAsync(name, new MigrateVmRequest(destination.ApiUrl), ct).ConfigureAwait(false);
+        if (report.Phase != "completed")
+            throw new ControlException($"migration of {name} to {to} failed: {report.Error}", 409);
+        await state.UpdateVmAsync(name, v => v with { Host = to, Desired = VmDesiredState.Running }, ct).ConfigureAwait(false);
+        return $"total {report.TotalMs:0} ms, downtime {report.DowntimeMs:0} ms, disk hand-over {report.HandoverMs:0} ms";
+    }
+
+    private async Task<string?> StartOnAsync(string name, string hostName, bool takeOver, CancellationToken ct)
+    {
+        var vm = await VmAsync(name, ct).ConfigureAwait(false);
+        var host = await HostAsync(hostName, ct).ConfigureAwait(false);
+        using var client = new HostApiClient(host.ApiUrl, AgentTimeout);
+        if (await client.GetAsync(name, ct).ConfigureAwait(false) is not { Role: "running" })
+            await client.StartAsync(new StartVmRequest(Definition(vm), TakeOver: takeOver, AllowDegraded: takeOver), ct).ConfigureAwait(false);
+        await state.UpdateVmAsync(name, v => v with { Host = hostName, Desired = VmDesiredState.Running }, ct).ConfigureAwait(false);
+        return $"running on {hostName}";
+    }
+
+    private async Task StopOnHostAsync(VmRecord vm, bool force, CancellationToken ct)
+    {
+        if (vm.Host is null || await state.HostAsync(vm.Host, ct).ConfigureAwait(false) is not { } host)
+            return;
+        using var client = new HostApiClient(host.ApiUrl, AgentTimeout);
+        if (await client.GetAsync(vm.Name, ct).ConfigureAwait(false) is null)
+            return;
+        if (force)
+            await client.KillAsync(vm.Name, ct).ConfigureAwait(false);
+        else
+            await client.StopAsync(vm.Name, ct: ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The volume named <paramref name="name"/> on the server, created in its shelf's lowest free slot when missing.</summary>
+    private static async Task<VolumeSpec> EnsureVolumeAsync(DiskServerRecord server, string name, long sizeBytes, CancellationToken ct)
+    {
+        using var disk = new DiskApiClient(server.ApiUrl);
+        var volumes = await disk.ListAsync(ct).ConfigureAwait(false);
+        if (volumes.FirstOrDefault(v => v.Name == name) is { } existing)
+            return existing;
+        var used = volumes.Where(v => v.Shelf == server.Shelf).Select(v => (int)v.Slot).ToHashSet();
+        var slot = Enumerable.Range(0, 255).FirstOrDefault(s => !used.Contains(s), -1);
+        if (slot < 0)
+            throw new ControlException($"{server.Name} has no free slot on shelf {server.Shelf}", 409);
+        return await disk.CreateAsync(new VolumeSpec { Name = name, Shelf = server.Shelf, Slot = (byte)slot, SizeBytes = sizeBytes }, ct).ConfigureAwait(false);
+    }
+
+    public static VmDefinition Definition(VmRecord vm) => new(vm.Name, vm.Uuid, vm.Cpus, vm.MemoryMiB, vm.Boot,
+        [.. vm.Disks.Select(d => new VmDiskDefinition(d.Id, [.. d.Legs.Select(l => l.Address)]))],
+        [.. vm.Macs.Select((mac, i) => new VmNicDefinition($"eth{i}", mac))],
+        vm.VncDisplay);
+
+    private async Task<VmRecord> VmAsync(string name, CancellationToken ct) =>
+        await state.VmAsync(name, ct).ConfigureAwait(false) ?? throw new ControlException($"no VM named {name}", 404);
+
+    private async Task<HostRecord> HostAsync(string name, CancellationToken ct) =>
+        await state.HostAsync(name, ct).ConfigureAwait(false) ?? throw new ControlException($"no host named {name}", 404);
+
+    private async Task<DiskServerRecord> DiskServerAsync(string name, CancellationToken ct) =>
+        await state.DiskServerAsync(name, ct).ConfigureAwait(false) ?? throw new ControlException($"no disk server named {name}", 404);
+}

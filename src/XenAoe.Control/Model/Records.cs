@@ -1,0 +1,117 @@
+using System.Text.Json.Serialization;
+using XenAoe.Hypervisors;
+
+namespace XenAoe.Control.Model;
+
+public enum HostState
+{
+    /// <summary>Answers its heartbeat; may run VMs.</summary>
+    Up,
+
+    /// <summary>Silent for longer than the dead time: fenced, its VMs restarted elsewhere.</summary>
+    Dead,
+
+    /// <summary>Being evacuated or evacuated: runs nothing new.</summary>
+    Maintenance,
+}
+
+/// <summary>A CPU server in the inventory. <see cref="StorageMacs"/> are what its disks' reservations list while it runs a VM.</summary>
+public sealed record HostRecord
+{
+    public required string Name { get; init; }
+    public required string ApiUrl { get; init; }
+    public Dictionary<string, string> Labels { get; init; } = [];
+    public HostState State { get; init; } = HostState.Up;
+    public int Cpus { get; init; }
+    public long MemoryMiB { get; init; }
+    public IReadOnlyList<string> StorageMacs { get; init; } = [];
+    public DateTimeOffset? LastSeen { get; init; }
+    public string? StateReason { get; init; }
+}
+
+/// <summary>A disk server in the inventory; <see cref="Shelf"/> is the AoE shelf of every volume it exports.</summary>
+public sealed record DiskServerRecord
+{
+    public required string Name { get; init; }
+    public required string ApiUrl { get; init; }
+    public required ushort Shelf { get; init; }
+    public Dictionary<string, string> Labels { get; init; } = [];
+    public long FreeBytes { get; init; }
+    public bool Reachable { get; init; } = true;
+}
+
+/// <summary>One leg of a VM disk: a volume on a disk server and its AoE address.</summary>
+public sealed record LegRecord(string DiskServer, string Volume, string Address);
+
+public sealed record VmDiskRecord(string Id, long SizeBytes, IReadOnlyList<LegRecord> Legs);
+
+public enum VmDesiredState
+{
+    Running,
+    Stopped,
+}
+
+/// <summary>A VM's desired state and where it runs. <see cref="Host"/> is null while it runs nowhere.</summary>
+public sealed record VmRecord
+{
+    public required string Name { get; init; }
+    public required Guid Uuid { get; init; }
+    public required int Cpus { get; init; }
+    public required int MemoryMiB { get; init; }
+    public required VmBoot Boot { get; init; }
+    public required IReadOnlyList<VmDiskRecord> Disks { get; init; }
+    public IReadOnlyList<string> Macs { get; init; } = [];
+    public int? VncDisplay { get; init; }
+    public VmDesiredState Desired { get; init; } = VmDesiredState.Running;
+    public string? Host { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+}
+
+public enum JobState
+{
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+public sealed record JobStep(string Name, JobState State, DateTimeOffset? StartedAt = null, DateTimeOffset? FinishedAt = null, string? Detail = null);
+
+public sealed record JobLogLine(DateTimeOffset At, string Text);
+
+/// <summary>
+/// A user action (or the controller's own, such as a failover) as a persisted job of steps. Each step is recorded when it
+/// starts and when it ends, so a controller that dies mid-job leaves a record the next leader resumes from: steps are written
+/// to be safe to run again.
+/// </summary>
+public sealed record JobRecord
+{
+    public required string Id { get; init; }
+    public required string Kind { get; init; }
+    public required string Target { get; init; }
+    public Dictionary<string, string> Parameters { get; init; } = [];
+    public JobState State { get; init; } = JobState.Pending;
+    public IReadOnlyList<JobStep> Steps { get; init; } = [];
+    public IReadOnlyList<JobLogLine> Log { get; init; } = [];
+    public DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset? StartedAt { get; init; }
+    public DateTimeOffset? FinishedAt { get; init; }
+    public string? Owner { get; init; }
+    public int Attempts { get; init; }
+    public string? Error { get; init; }
+
+    [JsonIgnore]
+    public bool IsFinished => State is JobState.Succeeded or JobState.Failed;
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, UseStringEnumConverter = true,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(HostRecord))]
+[JsonSerializable(typeof(DiskServerRecord))]
+[JsonSerializable(typeof(VmRecord))]
+[JsonSerializable(typeof(JobRecord))]
+[JsonSerializable(typeof(List<HostRecord>))]
+[JsonSerializable(typeof(List<DiskServerRecord>))]
+[JsonSerializable(typeof(List<VmRecord>))]
+[JsonSerializable(typeof(List<JobRecord>))]
+public sealed partial class ControlJsonContext : JsonSerializerContext;

@@ -1,0 +1,65 @@
+using XenAoe.Control.Api;
+using XenAoe.Control.Model;
+using XenAoe.Control.Scheduling;
+
+namespace XenAoe.Control;
+
+/// <summary>
+/// The scheduler fed from the inventory: hosts (dead ones down, those in maintenance draining), disk servers (unreachable ones
+/// down) and the VMs where they run. New VMs and migrations must keep N+1; a failover may break it (a VM running without
+/// headroom beats a VM not running), and its job says so.
+/// </summary>
+public sealed class Placement(ControllerState state, SchedulerOptions? options = null)
+{
+    /// <summary>The host for a VM; a refusal is a 409 with the reason for every host.</summary>
+    public async Task<HostRecord> ChooseHostAsync(string vm, int cpus, int memoryMiB, IReadOnlyCollection<string> exclude, CancellationToken ct,
+        bool allowBreakingNPlusOne = false)
+    {
+        var (cluster, hosts) = await SnapshotAsync(exceptVm: vm, ct).ConfigureAwait(false);
+        var result = Scheduler.PlaceVm(new PlacementRequest(vm, cpus, memoryMiB, exclude, allowBreakingNPlusOne), cluster);
+        if (result.Host is not { } chosen)
+            throw new ControlException($"no CPU server can take {vm}: {result.Reason}; {string.Join("; ", result.Rejections)}", 409);
+        return hosts[chosen];
+    }
+
+    /// <summary>Two disk servers for the legs of a new mirror of <paramref name="sizeBytes"/>.</summary>
+    public async Task<(string First, string Second, string Reason)> ChooseLegsAsync(long sizeBytes, CancellationToken ct)
+    {
+        var (cluster, _) = await SnapshotAsync(exceptVm: null, ct).ConfigureAwait(false);
+        var result = Scheduler.PlaceMirrorLegs(sizeBytes, cluster);
+        if (result is not { First: { } first, Second: { } second })
+            throw new ControlException($"no two disk servers can hold a {sizeBytes}-byte mirror: {result.Reason}; {string.Join("; ", result.Rejections)}", 409);
+        return (first, second, result.Reason);
+    }
+
+    public async Task<CapacityResponse> CapacityAsync(int cpus, int memoryMiB, long diskBytes, CancellationToken ct)
+    {
+        var (cluster, _) = await SnapshotAsync(exceptVm: null, ct).ConfigureAwait(false);
+        var report = Scheduler.Capacity(new VmSize(cpus, memoryMiB, diskBytes), cluster);
+        var explanation = $"{report.AdditionalKeepingNPlusOne} more VMs of {cpus} vCPU / {memoryMiB} MiB fit while the VMs of any one CPU server " +
+            $"could still restart on the others (N+1); {report.AdditionalWithoutNPlusOne} if every host is filled" +
+            (report.AdditionalDisks is { } disks ? $"; disk servers hold {disks} more mirrored {diskBytes}-byte disks" : "");
+        return new CapacityResponse(cpus, memoryMiB, diskBytes, report.AdditionalVms, report.AdditionalWithoutNPlusOne, explanation,
+            [.. report.Hosts.Select(h => new HostFree(h.Host, h.State.ToString().ToLowerInvariant(), h.VmCount, h.FreeRamMiB, h.FreeVcpus))]);
+    }
+
+    private async Task<(Cluster Cluster, Dictionary<string, HostRecord> Hosts)> SnapshotAsync(string? exceptVm, CancellationToken ct)
+    {
+        var hosts = (await state.HostsAsync(ct).ConfigureAwait(false)).ToDictionary(h => h.Name);
+        var disks = await state.DiskServersAsync(ct).ConfigureAwait(false);
+        var vms = await state.VmsAsync(ct).ConfigureAwait(false);
+        var cluster = new Cluster(
+            hosts.Values.Select(h => new HostCapacity(h.Name, h.Cpus, h.MemoryMiB, 0, h.Labels, h.State switch
+            {
+                HostState.Up => ServerState.Up,
+                HostState.Maintenance => ServerState.Draining,
+                _ => ServerState.Down,
+            })),
+            disks.Select(d => new DiskServerCapacity(d.Name, d.FreeBytes, d.Labels, d.Reachable ? ServerState.Up : ServerState.Down)),
+            // The VM being placed is left out: a restart or migration must not count it twice.
+            vms.Where(v => v.Name != exceptVm).Select(v => new VmDemand(v.Name, v.Cpus, v.MemoryMiB, v.Host is { } h && hosts.ContainsKey(h) ? h : null,
+                [.. v.Disks.Select(d => new VmDisk(d.SizeBytes, d.Legs[0].DiskServer, d.Legs[1].DiskServer))])),
+            options);
+        return (cluster, hosts);
+    }
+}
