@@ -35,6 +35,20 @@ public sealed class EtcdCluster : IAsyncLifetime
                 "--initial-cluster-token", Path.GetFileName(_directory),
             ], $"etcd {names[i]}"));
         }
+        try
+        {
+            await WaitUntilServingAsync();
+        }
+        catch
+        {
+            // xUnit does not dispose a fixture whose start failed: clean up here, then report.
+            await DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task WaitUntilServingAsync()
+    {
         await Eventually.TrueAsync(async () =>
         {
             foreach (var url in ClientUrls)
@@ -59,7 +73,9 @@ public sealed class EtcdCluster : IAsyncLifetime
             if (member is not null)
                 await member.DisposeAsync();
         }
-        Directory.Delete(_directory, recursive: true);
+        _members.Clear();
+        if (Directory.Exists(_directory))
+            Directory.Delete(_directory, recursive: true);
     }
 
     private static int[] FreePorts(int count)
