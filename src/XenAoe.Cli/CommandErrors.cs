@@ -1,4 +1,5 @@
 using XenAoe.Agents.Host;
+using XenAoe.Control;
 using XenAoe.Mirror;
 using XenAoe.Storage;
 
@@ -15,7 +16,7 @@ internal static class CommandErrors
             return 0;
         }
         catch (Exception e) when (e is StorageException or MirrorAssemblyException or ArgumentException or FormatException or IOException
-            or TimeoutException or UnauthorizedAccessException or HostException or HttpRequestException)
+            or TimeoutException or UnauthorizedAccessException or HostException or HttpRequestException or ControlException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;

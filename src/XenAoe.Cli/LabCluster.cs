@@ -2,8 +2,11 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using XenAoe.Agents.Disk;
+using System.Text.Json;
 using XenAoe.Agents.Host;
-using XenAoe.Hypervisors;
+using XenAoe.Control;
+using XenAoe.Control.Api;
+using XenAoe.Control.Model;
 using XenAoe.Lab;
 using XenAoe.Lab.Cluster;
 using XenAoe.Lab.Guests;
@@ -16,10 +19,18 @@ namespace XenAoe.Cli;
 /// mirrored root volumes, and the VMs booted from them. Every daemon is started through <see cref="LabProcesses"/>, so
 /// <c>lab down</c> finds it even after a crash.
 /// </summary>
+/// <summary>Where the lab's controllers keep the desired state.</summary>
+internal enum LabStore
+{
+    Sqlite,
+    Etcd,
+}
+
 internal sealed class LabCluster(LabPlan plan, TextWriter log)
 {
     public const int DiskApiPort = 7200;
     public const int HostApiPort = 7300;
+    public const int ControllerApiPort = 7400;
     public const long RootVolumeBytes = 128L << 20;
     private static readonly TimeSpan DaemonStartTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan BootTimeout = TimeSpan.FromMinutes(3);
@@ -40,11 +51,11 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
     public static string HostApiUrl(LabPlan plan, LabServer cpu) => $"http://{LabPlan.AddressOf(plan.ManagementSubnet, cpu)}:{HostApiPort}";
 
     /// <summary>Builds everything and boots <paramref name="vms"/> VMs; returns how long each took to answer over HTTP.</summary>
-    public async Task<IReadOnlyList<(string Vm, IPAddress Address, TimeSpan Boot, long Counter)>> UpAsync(int vms, CancellationToken ct)
+    public async Task<IReadOnlyList<(string Vm, IPAddress Address, TimeSpan Boot, long Counter)>> UpAsync(int vms, LabStore store, CancellationToken ct)
     {
         Root.Require("xenaoe lab up");
         var clock = Stopwatch.StartNew();
-        _steps = 4 + plan.DiskServers + plan.CpuServers + 2 * vms;
+        _steps = 5 + plan.DiskServers + plan.CpuServers + vms;
 
         Step("guest image (Debian kernel + busybox, built once and cached)");
         var image = await VmGuestImage.EnsureAsync(new Progress<string>(m => Detail(m)), ct);
@@ -60,14 +71,6 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
         foreach (var path in jumbo.Paths.Where(p => !p.Passed))
             log.WriteLine($"  warning: {path.Switch} {path.From} -> {path.To} cannot carry {jumbo.Mtu}-byte frames (largest MTU {path.LargestMtu}): {path.Detail}");
 
-        Step("volumes for the VMs' root disks (one leg on each of disk1 and disk2)");
-        foreach (var disk in plan.Disks.Take(2))
-        {
-            using var pool = StoragePool.Open(CreateDirectory(PoolDirectory(plan.StateDirectory, disk)));
-            for (var vm = 1; vm <= vms; vm++)
-                pool.Create(new VolumeSpec { Name = $"{VmName(vm)}-root", Shelf = (ushort)disk.Number, Slot = (byte)(vm - 1), SizeBytes = RootVolumeBytes });
-        }
-
         foreach (var disk in plan.Disks)
         {
             Step($"disk server {disk}");
@@ -76,7 +79,7 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
             await StartDaemonAsync(disk, ["disk", "serve", "--pool", pool, "-i", "eth0", "-i", "eth1", "--spin-us", "0",
                 "--listen", $"{LabPlan.AddressOf(plan.ManagementSubnet, disk)}:{DiskApiPort}"], ct);
             using var api = new DiskApiClient(DiskApiClient.SocketPath(pool));
-            await WaitForAsync(disk, async () => (await api.ListAsync(ct)).Count >= 0, ct);
+            await WaitForAsync(disk.Name, async () => (await api.ListAsync(ct)).Count >= 0, ct);
         }
 
         foreach (var cpu in plan.Cpus)
@@ -86,43 +89,110 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
             await StartDaemonAsync(cpu, ["host", "serve", "--name", cpu.Name, "--state-dir", state, "-i", "eth0", "-i", "eth1",
                 "--listen", $"{LabPlan.AddressOf(plan.ManagementSubnet, cpu)}:{HostApiPort}", "--vm-bridge", LabPlan.VmBridge, "--accel", "tcg"], ct);
             using var api = new HostApiClient(Path.Combine(state, "host.sock"));
-            await WaitForAsync(cpu, async () => (await api.InfoAsync(ct)).Name == cpu.Name, ct);
+            await WaitForAsync(cpu.Name, async () => (await api.InfoAsync(ct)).Name == cpu.Name, ct);
+        }
+
+        Step(store == LabStore.Etcd
+            ? "control plane: 3 etcd members and 2 controllers (one leads) on the admin station"
+            : "control plane: a controller with its embedded SQLite store on the admin station");
+        using var controller = await StartControlPlaneAsync(store, ct);
+
+        Step("inventory: disk servers and CPU servers registered with the controller, power circuits as failure domains");
+        foreach (var disk in plan.Disks)
+        {
+            await controller.RegisterDiskServerAsync(new RegisterDiskServerRequest(disk.Name, $"http://{LabPlan.AddressOf(plan.ManagementSubnet, disk)}:{DiskApiPort}",
+                (ushort)disk.Number, new() { ["power"] = $"circuit{(disk.Number - 1) % 2 + 1}" }), ct);
+        }
+        foreach (var cpu in plan.Cpus)
+        {
+            await controller.RegisterHostAsync(new RegisterHostRequest(cpu.Name, HostApiUrl(plan, cpu),
+                new() { ["power"] = $"circuit{(cpu.Number - 1) % 2 + 1}" }), ct);
         }
 
         var booted = new List<(string, IPAddress, TimeSpan, long)>();
         for (var vm = 1; vm <= vms; vm++)
         {
             var name = VmName(vm);
-            var cpu = plan.Cpus.ElementAt((vm - 1) % plan.CpuServers);
-            Step($"{name}: mirror e1.{vm - 1} + e2.{vm - 1}, root file system written through it from {image.RootImagePath}");
-            var (self, prefix) = Self();
-            var create = await Command.RunAsync("ip", ["netns", "exec", plan.NamespaceOf(cpu), self, .. prefix, "mirror", "create", "--assume-clean",
-                "-i", "eth0", "-i", "eth1", "--leg", $"e1.{vm - 1}", "--leg", $"e2.{vm - 1}", "--image", image.RootImagePath], TimeSpan.FromMinutes(5), ct);
-            if (!create.Succeeded)
-                throw new IOException($"creating {name}'s mirror failed:\n{create.StdOut}{create.StdErr}");
-
-            Step($"{name}: boot on {cpu} from its mirrored disk");
             var address = VmAddress(plan, vm);
-            var definition = new VmDefinition(name, Guid.NewGuid(), 1, 256,
-                new VmBoot(image.KernelPath, image.InitrdPath, image.KernelCommandLine(new VmGuestNetwork(address, plan.VmSubnet.PrefixLength, name))),
-                [new VmDiskDefinition("root", [$"e1.{vm - 1}", $"e2.{vm - 1}"])],
-                [new VmNicDefinition("eth0", $"52:54:00:77:01:{vm:x2}")],
-                VncDisplay: vm);
+            Step($"{name}: `vm create` job: mirrored root disk on two disk servers, the guest image written through it, boot");
             var started = Stopwatch.StartNew();
-            using (var api = new HostApiClient(Path.Combine(HostStateDirectory(plan.StateDirectory, cpu), "host.sock")))
-                await api.StartAsync(new StartVmRequest(definition), ct);
+            var job = await controller.CreateVmAsync(new CreateVmRequest(name, 1, 256, RootVolumeBytes, image.KernelPath, image.InitrdPath,
+                image.KernelCommandLine(new VmGuestNetwork(address, plan.VmSubnet.PrefixLength, name)), image.RootImagePath,
+                Host: plan.Cpus.ElementAt((vm - 1) % plan.CpuServers).Name, Mac: $"52:54:00:77:01:{vm:x2}", VncDisplay: vm), ct);
+            var done = await controller.WaitAsync(job.Id, j =>
+            {
+                if (j.Steps.LastOrDefault() is { State: JobState.Succeeded or JobState.Failed } step)
+                    Detail($"job {j.Id} {step.Name}: {step.State.ToString().ToLowerInvariant()}{(step.Detail is null ? "" : $" ({step.Detail})")}");
+            }, ct);
+            if (done.State != JobState.Succeeded)
+                throw new IOException($"creating {name} failed (job {done.Id}): {done.Error}");
             var counter = await WaitForCounterAsync(plan, address, BootTimeout, ct);
             booted.Add((name, address, started.Elapsed, counter));
-            Detail($"{name} answers at http://{address}/counter (counter {counter}) {started.Elapsed.TotalSeconds:0.0} s after start");
+            Detail($"{name} answers at http://{address}/counter (counter {counter}) {started.Elapsed.TotalSeconds:0.0} s after the job was submitted");
         }
         log.WriteLine($"lab up in {clock.Elapsed.TotalSeconds:0.0} s");
         return booted;
     }
 
+    /// <summary>
+    /// Starts the controllers on the admin station (the switch namespace, 10.77.0.1 on the management network) and records
+    /// where they are for the CLI. SQLite: one controller. etcd: three members on that address and two controllers sharing them.
+    /// </summary>
+    private async Task<ControllerClient> StartControlPlaneAsync(LabStore store, CancellationToken ct)
+    {
+        var admin = LabPlan.AdminAddress(plan.ManagementSubnet);
+        var directory = CreateDirectory(Path.Combine(plan.StateDirectory, "controller"));
+        var tokenFile = Path.Combine(directory, "token");
+        ControllerDaemon.ReadOrCreateToken(tokenFile);
+        string storeText;
+        var controllers = store == LabStore.Etcd ? 2 : 1;
+        if (store == LabStore.Etcd)
+        {
+            var members = Enumerable.Range(1, 3).Select(m => (Name: $"etcd{m}", Client: $"http://{admin}:{2279 + 100 * m}", Peer: $"http://{admin}:{2280 + 100 * m}")).ToList();
+            var cluster = string.Join(",", members.Select(m => $"{m.Name}={m.Peer}"));
+            foreach (var member in members)
+            {
+                await _processes.StartAsync(plan.SwitchNamespace, member.Name, "etcd",
+                [
+                    "--name", member.Name, "--data-dir", CreateDirectory(Path.Combine(directory, member.Name)),
+                    "--listen-client-urls", member.Client, "--advertise-client-urls", member.Client,
+                    "--listen-peer-urls", member.Peer, "--initial-advertise-peer-urls", member.Peer,
+                    "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", $"xenaoe-{plan.Prefix}",
+                ], ct: ct);
+            }
+            storeText = "etcd:" + string.Join(",", members.Select(m => m.Client));
+        }
+        else
+        {
+            storeText = $"sqlite:{Path.Combine(directory, "state.db")}";
+        }
+        var urls = new List<string>();
+        for (var c = 1; c <= controllers; c++)
+        {
+            var url = $"http://{admin}:{ControllerApiPort + c - 1}";
+            urls.Add(url);
+            await StartDaemonAsync($"controller{c}", plan.SwitchNamespace, ["controller", "serve", "--name", $"controller{c}", "--store", storeText,
+                "--listen", $"{admin}:{ControllerApiPort + c - 1}", "--token-file", tokenFile], ct);
+        }
+        var lab = new LabControllers(plan.SwitchNamespace, urls, tokenFile, storeText);
+        File.WriteAllText(ControllerConnection.LabFile(plan.StateDirectory), JsonSerializer.Serialize(lab, CliJsonContext.Default.LabControllers));
+        var client = new ControllerClient(urls, File.ReadAllText(tokenFile).Trim(), TimeSpan.FromSeconds(30), plan.SwitchNamespace);
+        foreach (var url in urls)
+        {
+            using var one = new ControllerClient([url], File.ReadAllText(tokenFile).Trim(), TimeSpan.FromSeconds(5), plan.SwitchNamespace);
+            await WaitForAsync($"controller{urls.IndexOf(url) + 1}", async () => (await one.HealthAsync(ct)).Name.Length > 0, ct);
+        }
+        var deadline = Stopwatch.StartNew();
+        while ((await client.HealthAsync(ct)).LeaderName is null && deadline.Elapsed < DaemonStartTimeout)
+            await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
+        Detail($"controllers at {string.Join(", ", urls)} (leader {(await client.HealthAsync(ct)).LeaderName}), store {storeText}, token in {tokenFile}");
+        return client;
+    }
+
     /// <summary>Deletes the disk servers' pools and the host daemons' state: only once every process using them is gone.</summary>
     public static void RemoveData(string labState)
     {
-        foreach (var directory in new[] { "pools", "hosts" }.Select(d => Path.Combine(labState, d)).Where(Directory.Exists))
+        foreach (var directory in new[] { "pools", "hosts", "controller" }.Select(d => Path.Combine(labState, d)).Where(Directory.Exists))
             Directory.Delete(directory, recursive: true);
     }
 
@@ -153,15 +223,17 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
         throw new TimeoutException($"the VM at {address} did not answer HTTP within {timeout.TotalSeconds:0} s; see its serial log with `xenaoe vm show`");
     }
 
-    private async Task StartDaemonAsync(LabServer server, string[] args, CancellationToken ct)
+    private Task StartDaemonAsync(LabServer server, string[] args, CancellationToken ct) => StartDaemonAsync(server.Name, plan.NamespaceOf(server), args, ct);
+
+    private async Task StartDaemonAsync(string name, string ns, string[] args, CancellationToken ct)
     {
         var (self, prefix) = Self();
-        var entry = await _processes.StartAsync(plan.NamespaceOf(server), server.Name, self, [.. prefix, .. args], ct: ct);
+        var entry = await _processes.StartAsync(ns, name, self, [.. prefix, .. args], ct: ct);
         Detail($"pid {entry.Pid}, log {entry.LogFile}");
     }
 
     /// <summary>Waits until a daemon's API answers; a daemon that died says why (the end of its log).</summary>
-    private async Task WaitForAsync(LabServer server, Func<Task<bool>> probe, CancellationToken ct)
+    private async Task WaitForAsync(string server, Func<Task<bool>> probe, CancellationToken ct)
     {
         var deadline = Stopwatch.StartNew();
         while (true)
@@ -171,11 +243,11 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
                 if (await probe())
                     return;
             }
-            catch (Exception e) when (e is HttpRequestException or StorageException or HostException or IOException)
+            catch (Exception e) when (e is HttpRequestException or StorageException or HostException or IOException or ControlException or TaskCanceledException)
             {
                 // Not listening yet.
             }
-            var entry = _processes.List().Single(p => p.Name == server.Name);
+            var entry = _processes.List().Single(p => p.Name == server);
             if (!LabProcesses.IsRunning(entry) || deadline.Elapsed > DaemonStartTimeout)
             {
                 var tail = File.Exists(entry.LogFile) ? string.Join('\n', File.ReadLines(entry.LogFile).TakeLast(15)) : "(no log)";

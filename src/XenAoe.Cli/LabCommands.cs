@@ -27,7 +27,8 @@ internal static class LabCommands
         var cpus = new Option<int>("--cpus") { Description = "CPU servers", DefaultValueFactory = _ => 2 };
         var vms = new Option<int>("--vms") { Description = "VMs to boot from mirrored disks (0: none)", DefaultValueFactory = _ => 1 };
         var prefix = new Option<string>("--prefix") { Description = "Names of the lab's namespaces start with PREFIX- (several labs can coexist)", DefaultValueFactory = _ => LabPlan.DefaultPrefix };
-        var command = new Command("up", "Build the cluster, start its daemons and boot the first VM from its mirrored AoE disk") { disks, cpus, vms, prefix, State };
+        var store = new Option<LabStore>("--store") { Description = "The controllers' state: sqlite (one controller) or etcd (3 members, 2 controllers, one leads)", DefaultValueFactory = _ => LabStore.Sqlite };
+        var command = new Command("up", "Build the cluster, start its daemons and controller, and boot the first VM from its mirrored AoE disk") { disks, cpus, vms, prefix, store, State };
         command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
             var plan = new LabPlan
@@ -41,12 +42,12 @@ internal static class LabCommands
             var cluster = new LabCluster(plan, Console.Out);
             try
             {
-                var booted = await cluster.UpAsync(parse.GetValue(vms), ct);
+                var booted = await cluster.UpAsync(parse.GetValue(vms), parse.GetValue(store), ct);
                 Console.WriteLine();
                 Table.Write(Console.Out, ["VM", "ADDRESS", "BOOTED IN", "COUNTER"],
                     booted.Select(b => (IReadOnlyList<string>)[b.Vm, $"http://{b.Address}/counter", $"{b.Boot.TotalSeconds:0.0} s", $"{b.Counter}"]));
                 Console.WriteLine();
-                Console.WriteLine("Next: xenaoe vm list | xenaoe console vm1 | xenaoe vm migrate vm1 --to cpu2 | xenaoe lab status | xenaoe lab down");
+                Console.WriteLine("Next: xenaoe vm list | xenaoe console vm1 | xenaoe vm migrate vm1 --to cpu2 | xenaoe job list | xenaoe lab status | xenaoe lab down");
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

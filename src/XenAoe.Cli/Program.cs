@@ -9,7 +9,8 @@ var root = new RootCommand("XenAoE: a private cloud on commodity machines, with 
     VmCommands.Build(),
     VmCommands.Console(),
     LabCommands.Build(),
+    ControllerCommands.Controller(),
+    ControllerCommands.Jobs(),
+    ControllerCommands.Capacity(),
 };
-foreach (var (name, description) in NotImplementedCommands.All)
-    root.Subcommands.Add(NotImplementedCommands.Build(name, description));
 return await root.Parse(args).InvokeAsync();

@@ -88,6 +88,15 @@ public sealed class DiskAdministrator : IDiskVolumes, IDisposable
         return Change(name, (engine, v) => engine.SetConfigString(v, bytes), spec => spec with { ConfigString = Convert.ToBase64String(bytes) });
     }
 
+    public Task<PoolSpace> SpaceAsync(CancellationToken ct = default)
+    {
+        var drive = new DriveInfo(_pool.Directory);
+        long provisioned;
+        lock (_poolLock)
+            provisioned = _pool.Volumes.Sum(v => v.SizeBytes);
+        return Task.FromResult(new PoolSpace(_pool.Directory, drive.AvailableFreeSpace, drive.TotalSize, provisioned));
+    }
+
     public Task<IReadOnlyDictionary<string, long>> CountersAsync(CancellationToken ct = default) =>
         Task.FromResult<IReadOnlyDictionary<string, long>>(Engine is null
             ? new Dictionary<string, long>()

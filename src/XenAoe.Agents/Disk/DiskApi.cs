@@ -20,6 +20,7 @@ public sealed record ErrorResponse(string Error);
 [JsonSerializable(typeof(MacListRequest))]
 [JsonSerializable(typeof(ConfigStringRequest))]
 [JsonSerializable(typeof(ErrorResponse))]
+[JsonSerializable(typeof(PoolSpace))]
 [JsonSerializable(typeof(Dictionary<string, long>))]
 [JsonSerializable(typeof(IReadOnlyDictionary<string, long>))]
 [JsonSerializable(typeof(IReadOnlyList<VolumeSpec>))]
@@ -48,6 +49,7 @@ public static class DiskApi
             Guard(async () => Results.Ok(await admin.SetMacMaskAsync(name, ParseMacs(request), ct))));
         v1.MapPut("/volumes/{name}/config", (string name, ConfigStringRequest request, CancellationToken ct) =>
             Guard(async () => Results.Ok(await admin.SetConfigStringAsync(name, request.Value, ct))));
+        v1.MapGet("/pool", async (CancellationToken ct) => Results.Ok(await admin.SpaceAsync(ct)));
         v1.MapGet("/counters", async (CancellationToken ct) => Results.Ok(await admin.CountersAsync(ct)));
     }
 

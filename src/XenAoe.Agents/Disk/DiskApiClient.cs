@@ -40,6 +40,9 @@ public sealed class DiskApiClient : IDiskVolumes, IDisposable
         await Read(await _http.PutAsJsonAsync($"v1/volumes/{Uri.EscapeDataString(name)}/config", new ConfigStringRequest(value),
             DiskApiJsonContext.Default.ConfigStringRequest, ct).ConfigureAwait(false), StorageJsonContext.Default.VolumeSpec, ct).ConfigureAwait(false);
 
+    public async Task<PoolSpace> SpaceAsync(CancellationToken ct = default) =>
+        await Read(await _http.GetAsync("v1/pool", ct).ConfigureAwait(false), DiskApiJsonContext.Default.PoolSpace, ct).ConfigureAwait(false);
+
     public async Task<IReadOnlyDictionary<string, long>> CountersAsync(CancellationToken ct = default) =>
         await Read(await _http.GetAsync("v1/counters", ct).ConfigureAwait(false), DiskApiJsonContext.Default.DictionaryStringInt64, ct).ConfigureAwait(false);
 

@@ -24,6 +24,13 @@ public interface IDiskVolumes
 
     Task<VolumeSpec> SetConfigStringAsync(string name, string value, CancellationToken ct = default);
 
+    /// <summary>The pool's space: what new volumes can still take.</summary>
+    Task<PoolSpace> SpaceAsync(CancellationToken ct = default);
+
     /// <summary>Target counters by name; empty when the volumes are not being served.</summary>
     Task<IReadOnlyDictionary<string, long>> CountersAsync(CancellationToken ct = default);
 }
+
+/// <param name="FreeBytes">Bytes the pool's file system can still give (volume files are sparse: this, not the sum of their sizes, is the limit).</param>
+/// <param name="ProvisionedBytes">The sum of the volumes' sizes.</param>
+public sealed record PoolSpace(string Directory, long FreeBytes, long TotalBytes, long ProvisionedBytes);

@@ -55,8 +55,8 @@ public static partial class ControllerApi
             if (request.Shelf >= 0xFFFF)
                 throw new ControlException("shelf 65535 is the broadcast address");
             using var client = new DiskApiClient(request.ApiUrl);
-            await Reach(() => client.ListAsync(ct), $"disk daemon at {request.ApiUrl}");
-            var disk = new DiskServerRecord { Name = request.Name, ApiUrl = request.ApiUrl, Shelf = request.Shelf, Labels = request.Labels ?? [] };
+            var space = await Reach(() => client.SpaceAsync(ct), $"disk daemon at {request.ApiUrl}");
+            var disk = new DiskServerRecord { Name = request.Name, ApiUrl = request.ApiUrl, Shelf = request.Shelf, Labels = request.Labels ?? [], FreeBytes = space.FreeBytes };
             await state.PutDiskServerAsync(disk, ct);
             return Results.Created($"/api/v1/disk-servers/{disk.Name}", disk);
         });

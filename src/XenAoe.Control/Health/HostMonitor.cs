@@ -121,23 +121,22 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
         foreach (var disk in await state.DiskServersAsync(ct).ConfigureAwait(false))
         {
             using var client = new DiskApiClient(disk.ApiUrl);
-            bool reachable;
+            PoolSpace? space;
             try
             {
                 using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 bounded.CancelAfter(options.HeartbeatTimeout);
-                await client.ListAsync(bounded.Token).ConfigureAwait(false);
-                reachable = true;
+                space = await client.SpaceAsync(bounded.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !ct.IsCancellationRequested)
             {
-                reachable = false;
+                space = null;
             }
+            var reachable = space is not null;
             if (reachable != disk.Reachable)
-            {
-                await state.PutDiskServerAsync(disk with { Reachable = reachable }, ct).ConfigureAwait(false);
                 Log.DiskServerChanged(log, disk.Name, reachable ? "answers again: its legs resync" : "does not answer: mirrors run degraded");
-            }
+            if (reachable != disk.Reachable || (space is not null && space.FreeBytes != disk.FreeBytes))
+                await state.PutDiskServerAsync(disk with { Reachable = reachable, FreeBytes = space?.FreeBytes ?? disk.FreeBytes }, ct).ConfigureAwait(false);
         }
     }
 

@@ -163,7 +163,9 @@ public sealed class Operations(ControllerState state, Placement placement)
         var dead = job.Parameter("from") ?? vm.Host;
         await job.StepAsync("place", async () =>
         {
-            var host = (await placement.ChooseHostAsync(vm.Name, vm.Cpus, vm.MemoryMiB, exclude: dead is null ? [] : [dead], job.Cancellation).ConfigureAwait(false)).Name;
+            // A failover spends the N+1 headroom it was kept for: the VM runs again even if that leaves none.
+            var host = (await placement.ChooseHostAsync(vm.Name, vm.Cpus, vm.MemoryMiB, exclude: dead is null ? [] : [dead], job.Cancellation,
+                allowBreakingNPlusOne: true).ConfigureAwait(false)).Name;
             await job.RememberAsync("host", host).ConfigureAwait(false);
             return $"from {dead ?? "nowhere"} to {host}";
         }).ConfigureAwait(false);

@@ -1,0 +1,44 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using XenAoe.Control.Api;
+
+namespace XenAoe.Cli;
+
+/// <summary>Where a lab's controllers listen, recorded by <c>xenaoe lab up</c> in <c>LAB_STATE/controller.json</c>.</summary>
+/// <param name="Namespace">The lab's admin-station namespace, on whose management network the controllers listen.</param>
+public sealed record LabControllers(string Namespace, IReadOnlyList<string> Urls, string TokenFile, string Store);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
+[JsonSerializable(typeof(LabControllers))]
+internal sealed partial class CliJsonContext : JsonSerializerContext;
+
+/// <summary>
+/// How a command reaches the controller: <c>--controller URL</c> (repeat for standbys) and <c>--token</c>, else
+/// <c>$XENAOE_CONTROLLER</c> and <c>$XENAOE_TOKEN</c>, else the lab's controllers (reached inside its admin namespace).
+/// </summary>
+internal static class ControllerConnection
+{
+    public static readonly Option<string[]> Urls = new("--controller") { Description = "Controller URL (repeat for standbys); default $XENAOE_CONTROLLER, else the lab's" };
+    public static readonly Option<string> Token = new("--token") { Description = "API token; default $XENAOE_TOKEN, else the lab controller's token file" };
+
+    public static string LabFile(string labState) => Path.Combine(labState, "controller.json");
+
+    public static bool LabHasController(string labState) => File.Exists(LabFile(labState));
+
+    public static ControllerClient Open(ParseResult parse, TimeSpan? timeout = null)
+    {
+        var urls = parse.GetValue(Urls) is { Length: > 0 } given ? given
+            : Environment.GetEnvironmentVariable("XENAOE_CONTROLLER") is { Length: > 0 } env ? env.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            : null;
+        var token = parse.GetValue(Token) ?? Environment.GetEnvironmentVariable("XENAOE_TOKEN");
+        if (urls is not null)
+            return new ControllerClient(urls, token ?? throw new ArgumentException("give the API token (--token or $XENAOE_TOKEN)"), timeout);
+        var file = LabFile(HostDirectory.DefaultLabState);
+        if (!File.Exists(file))
+            throw new ArgumentException("no controller to talk to: give --controller URL and --token, set $XENAOE_CONTROLLER and $XENAOE_TOKEN, or start the lab (`xenaoe lab up`)");
+        var lab = JsonSerializer.Deserialize(File.ReadAllText(file), CliJsonContext.Default.LabControllers)
+            ?? throw new InvalidDataException($"{file} is empty");
+        return new ControllerClient(lab.Urls, token ?? File.ReadAllText(lab.TokenFile).Trim(), timeout, lab.Namespace);
+    }
+}

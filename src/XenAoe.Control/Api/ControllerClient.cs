@@ -1,0 +1,143 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json.Serialization.Metadata;
+using XenAoe.Control.Model;
+
+namespace XenAoe.Control.Api;
+
+/// <summary>
+/// The REST API as typed calls, for the CLI and tests. Several controller URLs may be given (a leader and standbys): a call
+/// that cannot connect moves on to the next. Refusals come back as <see cref="ControlException"/> with the controller's reason.
+/// </summary>
+public sealed class ControllerClient : IDisposable
+{
+    private static readonly ApiJsonContext Json = ApiJsonContext.Default;
+    private readonly HttpClient[] _clients;
+    private int _current;
+
+    /// <param name="networkNamespace">Connect from inside this network namespace (a lab's controllers live on its management network).</param>
+    public ControllerClient(IReadOnlyList<string> urls, string token, TimeSpan? timeout = null, string? networkNamespace = null)
+    {
+        if (urls.Count == 0)
+            throw new ArgumentException("no controller URL");
+        _clients = [.. urls.Select(url =>
+        {
+            var http = networkNamespace is null ? new HttpClient() : XenAoe.Lab.NamespaceHttp.Create(networkNamespace, Timeout.InfiniteTimeSpan);
+            http.BaseAddress = new Uri(url.TrimEnd('/') + "/");
+            http.Timeout = timeout ?? TimeSpan.FromSeconds(30);
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            return http;
+        })];
+    }
+
+    public IReadOnlyList<Uri?> Urls => [.. _clients.Select(c => c.BaseAddress)];
+
+    public Task<ControllerHealth> HealthAsync(CancellationToken ct = default) => GetAsync("api/v1/health", Json.ControllerHealth, ct);
+
+    public Task<IReadOnlyList<HostRecord>> HostsAsync(CancellationToken ct = default) => GetAsync("api/v1/hosts", Json.IReadOnlyListHostRecord, ct);
+
+    public Task<HostRecord> RegisterHostAsync(RegisterHostRequest request, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, "api/v1/hosts", () => JsonContent.Create(request, Json.RegisterHostRequest), Json.HostRecord, ct);
+
+    public Task<JobRecord> EvacuateAsync(string host, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, $"api/v1/hosts/{Uri.EscapeDataString(host)}/evacuate", null, Json.JobRecord, ct);
+
+    public Task<IReadOnlyList<DiskServerRecord>> DiskServersAsync(CancellationToken ct = default) =>
+        GetAsync("api/v1/disk-servers", Json.IReadOnlyListDiskServerRecord, ct);
+
+    public Task<DiskServerRecord> RegisterDiskServerAsync(RegisterDiskServerRequest request, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, "api/v1/disk-servers", () => JsonContent.Create(request, Json.RegisterDiskServerRequest), Json.DiskServerRecord, ct);
+
+    public Task<IReadOnlyList<VmRecord>> VmsAsync(CancellationToken ct = default) => GetAsync("api/v1/vms", Json.IReadOnlyListVmRecord, ct);
+
+    public Task<VmRecord> VmAsync(string name, CancellationToken ct = default) => GetAsync($"api/v1/vms/{Uri.EscapeDataString(name)}", Json.VmRecord, ct);
+
+    public Task<JobRecord> CreateVmAsync(CreateVmRequest request, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, "api/v1/vms", () => JsonContent.Create(request, Json.CreateVmRequest), Json.JobRecord, ct);
+
+    /// <summary>start, stop, reboot, migrate or failover; <paramref name="body"/> makes the body (again for each controller tried).</summary>
+    public Task<JobRecord> VmOperationAsync(string name, string operation, Func<HttpContent>? body = null, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, $"api/v1/vms/{Uri.EscapeDataString(name)}/{operation}", body, Json.JobRecord, ct);
+
+    public Task<JobRecord> MigrateAsync(string name, string? to, CancellationToken ct = default) =>
+        VmOperationAsync(name, "migrate", () => JsonContent.Create(new MigrateRequest(to), Json.MigrateRequest), ct);
+
+    public Task<JobRecord> StopAsync(string name, bool force, CancellationToken ct = default) =>
+        VmOperationAsync(name, "stop", () => JsonContent.Create(new StopRequest(force), Json.StopRequest), ct);
+
+    public Task<JobRecord> DeleteVmAsync(string name, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Delete, $"api/v1/vms/{Uri.EscapeDataString(name)}", null, Json.JobRecord, ct);
+
+    public Task<IReadOnlyList<JobRecord>> JobsAsync(CancellationToken ct = default) => GetAsync("api/v1/jobs", Json.IReadOnlyListJobRecord, ct);
+
+    public Task<JobRecord> JobAsync(string id, CancellationToken ct = default) => GetAsync($"api/v1/jobs/{Uri.EscapeDataString(id)}", Json.JobRecord, ct);
+
+    public Task<CapacityResponse> CapacityAsync(int cpus, int memoryMiB, long diskBytes, CancellationToken ct = default) =>
+        GetAsync($"api/v1/capacity?cpus={cpus}&memoryMiB={memoryMiB}&diskBytes={diskBytes}", Json.CapacityResponse, ct);
+
+    /// <summary>Polls a job until it finishes, reporting each change (a step starting or ending) to <paramref name="progress"/>.</summary>
+    public async Task<JobRecord> WaitAsync(string id, Action<JobRecord>? progress = null, CancellationToken ct = default)
+    {
+        string? last = null;
+        while (true)
+        {
+            var job = await JobAsync(id, ct).ConfigureAwait(false);
+            var now = string.Join(",", job.Steps.Select(s => $"{s.Name}:{s.State}")) + job.State;
+            if (now != last)
+                progress?.Invoke(job);
+            last = now;
+            if (job.IsFinished)
+                return job;
+            await Task.Delay(TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var client in _clients)
+            client.Dispose();
+    }
+
+    private Task<T> GetAsync<T>(string path, JsonTypeInfo<T> type, CancellationToken ct) => SendAsync(HttpMethod.Get, path, null, type, ct);
+
+    private async Task<T> SendAsync<T>(HttpMethod method, string path, Func<HttpContent>? body, JsonTypeInfo<T> type, CancellationToken ct)
+    {
+        HttpRequestException? unreachable = null;
+        for (var i = 0; i < _clients.Length; i++)
+        {
+            var index = (_current + i) % _clients.Length;
+            try
+            {
+                using var request = new HttpRequestMessage(method, path) { Content = body?.Invoke() };
+                using var response = await _clients[index].SendAsync(request, ct).ConfigureAwait(false);
+                _current = index;
+                if (!response.IsSuccessStatusCode)
+                {
+                    var error = await ReadErrorAsync(response, ct).ConfigureAwait(false);
+                    throw new ControlException(error ?? $"the controller answered {(int)response.StatusCode} {response.ReasonPhrase}", (int)response.StatusCode);
+                }
+                return await response.Content.ReadFromJsonAsync(type, ct).ConfigureAwait(false)
+                    ?? throw new InvalidDataException("the controller sent an empty answer");
+            }
+            catch (HttpRequestException e) when (e.StatusCode is null)
+            {
+                // Not reachable (a dead controller): try the next one.
+                unreachable = e;
+            }
+        }
+        throw new ControlException($"no controller answers ({string.Join(", ", _clients.Select(c => c.BaseAddress))}): {unreachable?.Message}", 503, unreachable);
+    }
+
+    private static async Task<string?> ReadErrorAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        try
+        {
+            return (await response.Content.ReadFromJsonAsync(Json.ApiError, ct).ConfigureAwait(false))?.Error;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // Not our error body: the status code says what happened.
+            return null;
+        }
+    }
+}
