@@ -11,6 +11,7 @@ packages=(
   e2fsprogs                             # the VM guest's root image (mke2fs -d), read back by tests (debugfs)
   fio nbdkit libnbd-bin                 # NBD clients and reference server
   etcd-server etcd-client               # the controller's replicated state store (3-member cluster in tests)
+  chromium                              # headless browser for the dashboard test (never a tool-downloaded browser)
 )
 
 missing=()

@@ -1,9 +1,12 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.AspNetCore.Routing;
 using XenAoe.Agents.Disk;
 using XenAoe.Agents.Host;
@@ -40,10 +43,10 @@ public static partial class ControllerApi
             return Results.Created($"/api/v1/hosts/{host.Name}", host);
         });
         api.MapGet("/hosts/{name}", async (string name, CancellationToken ct) =>
-            await state.HostAsync(name, ct) is { } host ? Results.Ok(host) : NotFound($"no host named {name}"));
+            await FindHostAsync(state, name, ct) is { } host ? Results.Ok(host) : NotFound($"no host named {name}"));
         api.MapPost("/hosts/{name}/evacuate", async (string name, CancellationToken ct) =>
         {
-            _ = await state.HostAsync(name, ct) ?? throw new ControlException($"no host named {name}", 404);
+            _ = await FindHostAsync(state, name, ct) ?? throw new ControlException($"no host named {name}", 404);
             return Accepted(await state.SubmitJobAsync("host-evacuate", name, null, ct));
         });
 
@@ -63,7 +66,7 @@ public static partial class ControllerApi
 
         api.MapGet("/vms", async (CancellationToken ct) => Results.Ok(await state.VmsAsync(ct)));
         api.MapGet("/vms/{name}", async (string name, CancellationToken ct) =>
-            await state.VmAsync(name, ct) is { } vm ? Results.Ok(vm) : NotFound($"no VM named {name}"));
+            await FindVmAsync(state, name, ct) is { } vm ? Results.Ok(vm) : NotFound($"no VM named {name}"));
         api.MapPost("/vms", async (CreateVmRequest request, CancellationToken ct) =>
         {
             CheckName(request.Name, "VM");
@@ -100,7 +103,7 @@ public static partial class ControllerApi
         api.MapPost("/vms/{name}/reboot", (string name, CancellationToken ct) => VmJob(state, "vm-reboot", name, null, ct));
         api.MapPost("/vms/{name}/migrate", async (string name, MigrateRequest? request, CancellationToken ct) =>
         {
-            if (request?.To is { } to && await state.HostAsync(to, ct) is null)
+            if (request?.To is { } to && await FindHostAsync(state, to, ct) is null)
                 throw new ControlException($"no host named {to}", 404);
             return await VmJob(state, "vm-migrate", name, request?.To is { } target ? new() { ["to"] = target } : null, ct);
         });
@@ -109,12 +112,14 @@ public static partial class ControllerApi
 
         api.MapGet("/jobs", async (CancellationToken ct) => Results.Ok(await state.JobsAsync(ct)));
         api.MapGet("/jobs/{id}", async (string id, CancellationToken ct) =>
-            await state.JobAsync(id, ct) is { } job ? Results.Ok(job) : NotFound($"no job {id}"));
+            JobIdPattern().IsMatch(id) && await state.JobAsync(id, ct) is { } job ? Results.Ok(job) : NotFound($"no job {id}"));
 
         api.MapGet("/capacity", async (int? cpus, int? memoryMiB, long? diskBytes, CancellationToken ct) =>
         {
             if (cpus is null or < 1 || memoryMiB is null or < 1)
                 throw new ControlException("give cpus and memoryMiB (positive integers), e.g. /api/v1/capacity?cpus=1&memoryMiB=512");
+            if (diskBytes < 0)
+                throw new ControlException($"diskBytes must be 0 or more, not {diskBytes}");
             return Results.Ok(await placement.CapacityAsync(cpus.Value, memoryMiB.Value, diskBytes ?? 0, ct));
         });
     }
@@ -130,14 +135,19 @@ public static partial class ControllerApi
         {
             try
             {
+                // Routing matches paths in any letter case, so this test must too: /API/v1/vms is /api/v1/vms.
                 var path = context.Request.Path.Value ?? "";
-                if (path.StartsWith("/api/", StringComparison.Ordinal) && path != "/api/v1/health" && !Authorized(context, expected))
+                if (path.StartsWith("/api/", StringComparison.OrdinalIgnoreCase) && !path.Equals("/api/v1/health", StringComparison.OrdinalIgnoreCase)
+                    && !Authorized(context, expected))
                 {
                     context.Response.Headers.WWWAuthenticate = "Bearer";
                     await Write(context, StatusCodes.Status401Unauthorized, "missing or wrong bearer token (Authorization: Bearer TOKEN; the token is in the controller's token file)");
                     return;
                 }
                 await next(context);
+                // Refusals made by the framework (no route, wrong method or content type, body over the limit) set a status but write nothing.
+                if (context.Response.StatusCode >= 400 && !context.Response.HasStarted)
+                    await Write(context, context.Response.StatusCode, FrameworkRefusal(context));
             }
             catch (ControlException e)
             {
@@ -145,7 +155,8 @@ public static partial class ControllerApi
             }
             catch (BadHttpRequestException e)
             {
-                await Write(context, e.StatusCode, e.Message);
+                // The framework's message names the parameter; the JSON reader's names the field and what is wrong with it.
+                await Write(context, e.StatusCode, e.InnerException is JsonException json ? $"{e.Message} {json.Message}" : e.Message);
             }
             catch (StoreUnavailableException e)
             {
@@ -170,9 +181,29 @@ public static partial class ControllerApi
         return context.Response.WriteAsJsonAsync(new ApiError(message), ApiJsonContext.Default.ApiError);
     }
 
+    private static string FrameworkRefusal(HttpContext context) => context.Response.StatusCode switch
+    {
+        StatusCodes.Status404NotFound => $"no such route: {context.Request.Method} {context.Request.Path} (the routes are in /openapi/v1.json)",
+        StatusCodes.Status405MethodNotAllowed => $"{context.Request.Path} does not take {context.Request.Method}",
+        StatusCodes.Status413PayloadTooLarge =>
+            $"the request body is too large: the limit is {context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize} bytes",
+        StatusCodes.Status415UnsupportedMediaType => "the request body must be JSON (Content-Type: application/json)",
+        var status => ReasonPhrases.GetReasonPhrase(status),
+    };
+
+    /// <summary>
+    /// A name from a path or a body that breaks the naming rule cannot name a record, and some such strings (control characters,
+    /// over 1 KiB) are not even valid store keys: they are "not found" without asking the store.
+    /// </summary>
+    private static async Task<VmRecord?> FindVmAsync(ControllerState state, string name, CancellationToken ct) =>
+        NamePattern().IsMatch(name) ? await state.VmAsync(name, ct) : null;
+
+    private static async Task<HostRecord?> FindHostAsync(ControllerState state, string name, CancellationToken ct) =>
+        NamePattern().IsMatch(name) ? await state.HostAsync(name, ct) : null;
+
     private static async Task<IResult> VmJob(ControllerState state, string kind, string name, Dictionary<string, string>? parameters, CancellationToken ct)
     {
-        _ = await state.VmAsync(name, ct) ?? throw new ControlException($"no VM named {name}", 404);
+        _ = await FindVmAsync(state, name, ct) ?? throw new ControlException($"no VM named {name}", 404);
         return Accepted(await state.SubmitJobAsync(kind, name, parameters, ct));
     }
 
@@ -212,4 +243,8 @@ public static partial class ControllerApi
 
     [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,31}$")]
     private static partial Regex NamePattern();
+
+    /// <summary>Job ids are decimal counters (zero-padded to six digits, longer once past 999999).</summary>
+    [GeneratedRegex("^[0-9]{1,19}$")]
+    private static partial Regex JobIdPattern();
 }
