@@ -68,15 +68,18 @@ public sealed class ControllerState(IStateStore store, TimeProvider? time = null
 
     /// <summary>
     /// Records a new pending job with the next id (zero-padded so ids sort in creation order). Refuses a second unfinished job on
-    /// the same target: one operation at a time per VM or host.
+    /// the same target: one operation at a time per VM or host. The target's marker (<c>active/vm/NAME</c>, naming its latest job)
+    /// is written in the same transaction as the job, compared against the marker read, so two submitters racing for one
+    /// target cannot both win.
     /// </summary>
     public async Task<JobRecord> SubmitJobAsync(string kind, string target, Dictionary<string, string>? parameters, CancellationToken ct)
     {
-        var busy = (await JobsAsync(ct).ConfigureAwait(false)).FirstOrDefault(j => j.Target == target && !j.IsFinished);
-        if (busy is not null)
-            throw new ControlException($"{target} is busy with job {busy.Id} ({busy.Kind}, {busy.State.ToString().ToLowerInvariant()})", 409);
+        var markerKey = $"active/{kind.Split('-')[0]}/{target}";
         for (var attempt = 0; attempt < MaxRetries; attempt++)
         {
+            var marker = await Store.GetAsync(markerKey, ct).ConfigureAwait(false);
+            if (marker is not null && await JobAsync(marker.ValueText, ct).ConfigureAwait(false) is { IsFinished: false } busy)
+                throw new ControlException($"{target} is busy with job {busy.Id} ({busy.Kind}, {busy.State.ToString().ToLowerInvariant()})", 409);
             var counter = await Store.GetAsync("meta/next-job", ct).ConfigureAwait(false);
             var next = counter is null ? 1 : long.Parse(counter.ValueText, CultureInfo.InvariantCulture);
             var job = new JobRecord
@@ -90,15 +93,16 @@ public sealed class ControllerState(IStateStore store, TimeProvider? time = null
                 [
                     StoreOperation.Put("meta/next-job", (next + 1).ToString(CultureInfo.InvariantCulture), counter?.Revision ?? 0),
                     StoreOperation.Put($"jobs/{job.Id}", JsonSerializer.SerializeToUtf8Bytes(job, Json.JobRecord), 0),
+                    StoreOperation.Put(markerKey, job.Id, marker?.Revision ?? 0),
                 ], ct).ConfigureAwait(false);
                 return job;
             }
             catch (StoreConflictException)
             {
-                // Another submitter took this id: take the next.
+                // Another submitter took this id or this target first: look again.
             }
         }
-        throw new ControlException("could not allocate a job id: the store is too busy", 503);
+        throw new ControlException("could not record the job: the store is too busy", 503);
     }
 
     private async Task<T?> GetAsync<T>(string key, JsonTypeInfo<T> type, CancellationToken ct) where T : class

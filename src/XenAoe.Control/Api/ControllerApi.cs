@@ -168,7 +168,8 @@ public static partial class ControllerApi
     private static bool Authorized(HttpContext context, byte[] expected)
     {
         var header = context.Request.Headers.Authorization.ToString();
-        if (!header.StartsWith("Bearer ", StringComparison.Ordinal))
+        // The scheme name is case-insensitive (RFC 9110); the token is not.
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
             return false;
         return CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(header["Bearer ".Length..].Trim()), expected);
     }
