@@ -1,0 +1,212 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using XenAoe.IntegrationTests.DataPath;
+using XenAoe.IntegrationTests.DiskServer;
+using XenAoe.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace XenAoe.IntegrationTests.Lab;
+
+/// <summary>
+/// High availability on the lab, driven as a user would: a CPU server dies (kill -9) or freezes (SIGSTOP); the controller
+/// declares it dead, fences it at both disk servers and restarts its VM on the other CPU server; a frozen one that wakes up
+/// has every write refused (AoE error 6) and its stale VM killed; the disk is not corrupted. In etcd mode, killing the leading
+/// controller mid-job hands the job to the standby.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private const string VmUrl = "http://10.77.1.41/counter";
+    private static readonly TimeSpan FailoverDeadline = TimeSpan.FromSeconds(60);
+    private readonly string _prefix = "xf" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3))[..5];
+    private readonly string _state = Directory.CreateTempSubdirectory("xenaoe-lab-ha-").FullName;
+    private HttpClient? _http;
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    [Fact]
+    public async Task A_cpu_server_killed_has_its_vm_restarted_on_the_other_one_with_its_counter_intact()
+    {
+        await UpAsync();
+        var before = await CounterAfterAsync(3);
+        var clock = Stopwatch.StartNew();
+        KillNamespace("cpu1", XenAoe.Lab.Signal.Kill);
+        var after = await WaitForVmOnAsync("cpu2", before);
+        output.WriteLine($"kill -9 of cpu1 to vm1 answering on cpu2: {clock.Elapsed.TotalSeconds:0.0} s (counter {before} -> {after})");
+        Assert.True(after >= before, $"the counter went back from {before} to {after}");
+        await CheckJobAsync("vm-failover");
+    }
+
+    [Fact]
+    public async Task A_frozen_cpu_server_is_fenced_its_vm_restarts_elsewhere_and_once_thawed_its_writes_are_refused_and_nothing_is_corrupted()
+    {
+        await UpAsync();
+        var before = await CounterAfterAsync(3);
+        var refusedBefore = await ReservedRefusalsAsync();
+        var clock = Stopwatch.StartNew();
+        var frozen = KillNamespace("cpu1", XenAoe.Lab.Signal.Stop);
+        var after = await WaitForVmOnAsync("cpu2", before);
+        output.WriteLine($"SIGSTOP of cpu1 to vm1 answering on cpu2: {clock.Elapsed.TotalSeconds:0.0} s (counter {before} -> {after})");
+
+        foreach (var pid in frozen)
+            XenAoe.Lab.Signal.Send(pid, XenAoe.Lab.Signal.Continue);
+        // The thawed guest keeps writing its counter every 200 ms until the controller, hearing cpu1 again, kills it.
+        await Eventually.TrueAsync(async () => await ReservedRefusalsAsync() > refusedBefore, TimeSpan.FromSeconds(30),
+            "the thawed host's writes to be refused by the disk servers (AoE error 6)");
+        await Eventually.TrueAsync(async () => await ListOnHostAsync("cpu1") == 0, TimeSpan.FromSeconds(30), "the stale vm1 on cpu1 to be killed");
+        output.WriteLine($"reservation refusals at the disk servers: {refusedBefore} -> {await ReservedRefusalsAsync()}");
+
+        Assert.Contains("\"host\":\"cpu2\"", (await CliAsync("vm", "list", "--json")).EnsureSuccess().StdOut, StringComparison.Ordinal);
+        var later = await CounterAfterAsync(after + 5);
+
+        // Stopped cleanly, both legs hold the same bytes and the guest's file system checks clean.
+        (await CliAsync("vm", "stop", "vm1")).EnsureSuccess();
+        var leg1 = Path.Combine(_state, "pools", "disk1", "vm1-root.img");
+        var leg2 = Path.Combine(_state, "pools", "disk2", "vm1-root.img");
+        Assert.True(MirrorLab.DataOf(leg1, 64 << 20).AsSpan().SequenceEqual(MirrorLab.DataOf(leg2, 64 << 20)), "both legs hold the same file system");
+        var image = Path.Combine(_state, "root-copy.img");
+        await File.WriteAllBytesAsync(image, MirrorLab.DataOf(leg1, 64 << 20));
+        var fsck = await Command.RunAsync("e2fsck", "-fn", image);
+        output.WriteLine(fsck.StdOut);
+        Assert.True(fsck.ExitCode == 0, $"e2fsck found problems:\n{fsck.StdOut}{fsck.StdErr}");
+        var counter = await Command.RunAsync("debugfs", "-R", "cat /var/lib/xenaoe/counter", image);
+        Assert.True(long.Parse(counter.StdOut.Trim(), CultureInfo.InvariantCulture) >= later, $"the counter on disk ({counter.StdOut.Trim()}) is at least the last one served ({later})");
+    }
+
+    [Fact]
+    public async Task With_etcd_the_standby_controller_takes_over_when_the_leader_dies_and_finishes_its_job()
+    {
+        await UpAsync("--store", "etcd");
+        using var status = JsonDocument.Parse((await CliAsync("controller", "status", "--json")).EnsureSuccess().StdOut);
+        var leader = status.RootElement.GetProperty("leaderName").GetString()!;
+        var pid = await DaemonPidAsync(leader);
+
+        var job = JsonDocument.Parse((await CliAsync("vm", "migrate", "vm1", "--to", "cpu2", "--no-wait", "--json")).EnsureSuccess().StdOut).RootElement.GetProperty("id").GetString()!;
+        Assert.True(XenAoe.Lab.Signal.Send(pid, XenAoe.Lab.Signal.Kill), $"{leader} was running");
+        var clock = Stopwatch.StartNew();
+        string? newLeader = null;
+        await Eventually.TrueAsync(async () =>
+        {
+            var result = await CliAsync("controller", "status", "--json");
+            if (!result.Succeeded)
+                return false;
+            using var now = JsonDocument.Parse(result.StdOut);
+            newLeader = now.RootElement.GetProperty("leaderName").GetString();
+            return newLeader is not null && newLeader != leader;
+        }, TimeSpan.FromSeconds(30), "the standby controller to lead");
+        output.WriteLine($"{leader} killed; {newLeader} leads after {clock.Elapsed.TotalSeconds:0.0} s");
+
+        var watched = await CliAsync("job", "watch", job);
+        output.WriteLine(watched.StdOut + watched.StdErr);
+        watched.EnsureSuccess();
+        using var shown = JsonDocument.Parse((await CliAsync("job", "show", job, "--json")).EnsureSuccess().StdOut);
+        output.WriteLine($"job {job}: owner {shown.RootElement.GetProperty("owner")}, attempts {shown.RootElement.GetProperty("attempts")}");
+        using var vm = JsonDocument.Parse((await CliAsync("vm", "show", "vm1", "--json")).EnsureSuccess().StdOut);
+        Assert.Contains("cpu2", vm.RootElement.ToString(), StringComparison.Ordinal);
+        await CounterAfterAsync(1);
+    }
+
+    private async Task UpAsync(params string[] extra)
+    {
+        var up = await CliAsync(TimeSpan.FromMinutes(8), ["lab", "up", "--prefix", _prefix, "--state-dir", _state, .. extra]);
+        output.WriteLine(up.StdOut);
+        up.EnsureSuccess();
+        _http = XenAoe.Lab.NamespaceHttp.Create(_prefix + "-sw", TimeSpan.FromSeconds(2));
+    }
+
+    /// <summary>The VM's counter once it has reached <paramref name="atLeast"/>.</summary>
+    private async Task<long> CounterAfterAsync(long atLeast)
+    {
+        long value = -1;
+        await Eventually.TrueAsync(async () => (value = await CounterAsync() ?? -1) >= atLeast, TimeSpan.FromSeconds(60), $"vm1's counter to reach {atLeast}");
+        return value;
+    }
+
+    private async Task<long?> CounterAsync()
+    {
+        try
+        {
+            return long.Parse((await _http!.GetStringAsync(VmUrl)).Trim(), CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or FormatException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Waits until the controller places vm1 on <paramref name="host"/> and it answers with a counter not below <paramref name="floor"/>.</summary>
+    private async Task<long> WaitForVmOnAsync(string host, long floor)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < FailoverDeadline)
+        {
+            if (await CounterAsync() is { } counter && (await CliAsync("vm", "list", "--json")).StdOut.Contains($"\"host\":\"{host}\"", StringComparison.Ordinal))
+            {
+                Assert.True(counter >= floor, $"vm1 answered {counter} on {host}, below the {floor} it had reached before the failure");
+                return counter;
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(100));
+        }
+        var jobs = await CliAsync("job", "list");
+        throw new TimeoutException($"vm1 did not come back on {host} within {FailoverDeadline.TotalSeconds} s; jobs:\n{jobs.StdOut}{jobs.StdErr}");
+    }
+
+    private async Task CheckJobAsync(string kind)
+    {
+        using var jobs = JsonDocument.Parse((await CliAsync("job", "list", "--json")).EnsureSuccess().StdOut);
+        var failover = jobs.RootElement.EnumerateArray().Last(j => j.GetProperty("kind").GetString() == kind);
+        Assert.Equal("Succeeded", failover.GetProperty("state").GetString());
+        var steps = failover.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("name").GetString()).ToList();
+        Assert.Equal(["place", "fence", "start"], steps);
+    }
+
+    /// <summary>Signals every process in a lab server's namespace; returns their pids.</summary>
+    private int[] KillNamespace(string server, int signal)
+    {
+        var pids = Command.RunAsync("ip", "netns", "pids", $"{_prefix}-{server}").GetAwaiter().GetResult().EnsureSuccess().StdOut
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
+        Assert.NotEmpty(pids);
+        foreach (var pid in pids)
+            XenAoe.Lab.Signal.Send(pid, signal);
+        return pids;
+    }
+
+    private async Task<long> ReservedRefusalsAsync()
+    {
+        long total = 0;
+        foreach (var disk in new[] { "disk1", "disk2" })
+        {
+            var counters = (await CliAsync("disk", "counters", "--pool", Path.Combine(_state, "pools", disk), "--json")).EnsureSuccess().StdOut;
+            total += JsonSerializer.Deserialize<Dictionary<string, long>>(counters)!["reserved"];
+        }
+        return total;
+    }
+
+    private string HostSocket(string host) => Path.Combine(_state, "hosts", host, "host.sock");
+
+    private async Task<int> ListOnHostAsync(string host)
+    {
+        using var client = new XenAoe.Agents.Host.HostApiClient(HostSocket(host), TimeSpan.FromSeconds(5));
+        return (await client.ListAsync()).Count;
+    }
+
+    private async Task<int> DaemonPidAsync(string name)
+    {
+        using var status = JsonDocument.Parse((await CliAsync("lab", "status", "--state-dir", _state, "--json")).EnsureSuccess().StdOut);
+        return status.RootElement.GetProperty("processes").EnumerateArray().Single(p => p.GetProperty("name").GetString() == name).GetProperty("pid").GetInt32();
+    }
+
+    private Task<CommandResult> CliAsync(params string[] args) => CliAsync(TimeSpan.FromSeconds(90), args);
+
+    private Task<CommandResult> CliAsync(TimeSpan timeout, string[] args) =>
+        Command.RunAsync("env", [$"XENAOE_LAB={_state}", "dotnet", DiskServerHost.CliDll, .. args], timeout);
+
+    public async Task DisposeAsync()
+    {
+        _http?.Dispose();
+        await Command.RunAsync("dotnet", [DiskServerHost.CliDll, "lab", "down", "--state-dir", _state], TimeSpan.FromMinutes(2));
+        Directory.Delete(_state, recursive: true);
+    }
+}
