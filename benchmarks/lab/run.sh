@@ -40,14 +40,16 @@ python3 - "$state" "$up_seconds" <<'PY'
 import json, re, statistics, sys
 state, up = sys.argv[1], float(sys.argv[2])
 boot = re.search(r"vm1 answers at .* ([0-9.]+) s after start", open(f"{state}/up.log").read())
-reports = [json.loads(l) for l in open(f"{state}/migrations.jsonl")]
+# Each line is the migration job as `xenaoe vm migrate --json` prints it; the figures are its parameters.
+jobs = [json.loads(l) for l in open(f"{state}/migrations.jsonl")]
+reports = [{**{k: float(v) for k, v in j["parameters"].items() if k.endswith("Ms")}, "state": j["state"]} for j in jobs]
 http = open(f"{state}/http.log").read().split()
 def row(name, key):
     values = [r[key] for r in reports if r.get(key)]
     return f"| {name} | {statistics.median(values):.0f} | {min(values):.0f} | {max(values):.0f} |"
 print()
 print(f"lab up to vm1 answering HTTP: {up:.1f} s (vm1: {boot.group(1) if boot else '?'} s from QEMU start)")
-print(f"migrations: {len(reports)}, completed: {sum(r['phase'] == 'completed' for r in reports)}")
+print(f"migrations: {len(reports)}, completed: {sum(r['state'] == 'Succeeded' for r in reports)}")
 print("| figure (ms) | median | min | max |")
 print("|---|---|---|---|")
 print(row("total time (QEMU)", "totalMs"))

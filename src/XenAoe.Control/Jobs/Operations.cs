@@ -149,7 +149,7 @@ public sealed class Operations(ControllerState state, Placement placement)
             return $"{from} -> {to}";
         }).ConfigureAwait(false);
         var target = job.RequiredParameter("to");
-        await job.StepAsync("migrate", () => MigrateOneAsync(vm.Name, job.RequiredParameter("from"), target, job.Cancellation)).ConfigureAwait(false);
+        await job.StepAsync("migrate", () => MigrateOneAsync(vm.Name, job.RequiredParameter("from"), target, job.Cancellation, job)).ConfigureAwait(false);
         return $"{vm.Name} migrated to {target}";
     }
 
@@ -248,7 +248,8 @@ public sealed class Operations(ControllerState state, Placement placement)
         return $"{hostName} evacuated ({moved} VMs moved) and in maintenance";
     }
 
-    private async Task<string?> MigrateOneAsync(string name, string from, string to, CancellationToken ct)
+    /// <summary>Moves one VM; with <paramref name="job"/>, its figures (milliseconds) are kept as the job's parameters.</summary>
+    private async Task<string?> MigrateOneAsync(string name, string from, string to, CancellationToken ct, JobContext? job = null)
     {
         var (source, destination) = (await HostAsync(from, ct).ConfigureAwait(false), await HostAsync(to, ct).ConfigureAwait(false));
         using var destinationClient = new HostApiClient(destination.ApiUrl, AgentTimeout);
@@ -263,6 +264,14 @@ public sealed class Operations(ControllerState state, Placement placement)
         if (report.Phase != "completed")
             throw new ControlException($"migration of {name} to {to} failed: {report.Error}", 409);
         await state.UpdateVmAsync(name, v => v with { Host = to, Desired = VmDesiredState.Running }, ct).ConfigureAwait(false);
+        if (job is not null)
+        {
+            foreach (var (key, value) in new[] { ("totalMs", report.TotalMs), ("downtimeMs", report.DowntimeMs), ("handoverMs", report.HandoverMs) })
+            {
+                if (value is { } ms)
+                    await job.RememberAsync(key, ms.ToString("0", CultureInfo.InvariantCulture)).ConfigureAwait(false);
+            }
+        }
         return $"total {report.TotalMs:0} ms, downtime {report.DowntimeMs:0} ms, disk hand-over {report.HandoverMs:0} ms";
     }
 
