@@ -10,9 +10,43 @@ internal static class HostCommands
 {
     public static Command Build()
     {
-        var host = new Command("host", "CPU-server daemon: runs VMs whose disks are mirrored over two disk servers");
+        var host = new Command("host", "CPU servers: the daemon that runs VMs on mirrored disks, and the controller's inventory of them");
         host.Subcommands.Add(Serve());
+        host.Subcommands.Add(List());
+        host.Subcommands.Add(Evacuate());
         return host;
+    }
+
+    private static Command List()
+    {
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table" };
+        var command = new Command("list", "CPU servers in the controller's inventory, with their state and last heartbeat") { ControllerConnection.Urls, ControllerConnection.Token, json };
+        command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
+        {
+            using var client = ControllerConnection.Open(parse);
+            var hosts = await client.HostsAsync(ct);
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(hosts, XenAoe.Control.Api.ApiJsonContext.Default.IReadOnlyListHostRecord));
+                return;
+            }
+            Table.Write(Console.Out, ["NAME", "STATE", "CPUS", "MEMORY", "LAST SEEN", "API", "REASON"], hosts.Select(h => (IReadOnlyList<string>)
+                [h.Name, h.State.ToString().ToLowerInvariant(), $"{h.Cpus}", $"{h.MemoryMiB} MiB", h.LastSeen?.ToLocalTime().ToString("HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture) ?? "-",
+                 h.ApiUrl, h.StateReason ?? ""]));
+        }));
+        return command;
+    }
+
+    private static Command Evacuate()
+    {
+        var name = new Argument<string>("name") { Description = "CPU server to empty for maintenance" };
+        var command = new Command("evacuate", "Live-migrate every VM off a CPU server and put it in maintenance (a job)") { name, ControllerConnection.Urls, ControllerConnection.Token };
+        command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
+        {
+            using var client = ControllerConnection.Open(parse);
+            await ControllerCommands.FollowAsync(client, await client.EvacuateAsync(parse.GetValue(name)!, ct), json: false, ct);
+        }));
+        return command;
     }
 
     private static Command Serve()
