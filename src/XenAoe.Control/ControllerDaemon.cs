@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http.Json;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using XenAoe.Agents;
 using XenAoe.Control.Api;
 using XenAoe.Control.Health;
 using XenAoe.Control.Jobs;
@@ -33,14 +34,7 @@ public static partial class ControllerDaemon
         var state = new ControllerState(store);
         var placement = new Placement(state);
 
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
-        });
-        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        var builder = DaemonBuilder.Create();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = options.MaxRequestBytes;

@@ -1,9 +1,7 @@
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using XenAoe.Storage;
 
 namespace XenAoe.Agents.Disk;
@@ -19,14 +17,7 @@ public static class DiskDaemon
         var socket = options.ApiSocket ?? DiskApiClient.SocketPath(options.PoolDirectory);
         File.Delete(socket); // a stale socket from a crashed daemon; the pool lock proves no live daemon owns it
 
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
-        });
-        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        var builder = DaemonBuilder.Create();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.ListenUnixSocket(socket);

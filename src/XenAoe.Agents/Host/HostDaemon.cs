@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
@@ -26,14 +25,7 @@ public static class HostDaemon
         var socket = options.ApiSocketPath;
         File.Delete(socket); // a stale socket from a crashed daemon
 
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
-        });
-        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        var builder = DaemonBuilder.Create();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.ListenUnixSocket(socket);
