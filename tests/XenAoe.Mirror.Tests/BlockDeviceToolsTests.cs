@@ -24,6 +24,29 @@ public sealed class PendingBlockDeviceTests
     }
 
     [Fact]
+    public async Task Before_activation_reads_go_to_the_preview_while_writes_wait_and_after_it_everything_goes_to_the_device()
+    {
+        var preview = TestLeg.New(1 << 20);
+        preview.Disk[0] = 0x55;
+        var pending = new PendingBlockDevice(1 << 20, preview: preview);
+        var probe = new byte[512];
+        await pending.ReadAsync(0, probe);
+        Assert.Equal(0x55, probe[0]);
+        var write = pending.WriteAsync(0, new byte[512]).AsTask();
+        await Task.Delay(50);
+        Assert.False(write.IsCompleted, "a write waits for the activation even with a preview");
+
+        var device = TestLeg.New(1 << 20);
+        device.Disk[0] = 0x77;
+        pending.Activate(device);
+        await write;
+        Assert.Equal(0, preview.BytesWritten);
+        await pending.ReadAsync(512, probe);
+        await pending.ReadAsync(0, probe);
+        Assert.Equal(0, probe[0]); // the write that waited landed on the device, and reads now come from it
+    }
+
+    [Fact]
     public async Task A_device_of_another_size_is_refused_and_a_second_activation_too()
     {
         var pending = new PendingBlockDevice(1 << 20);
