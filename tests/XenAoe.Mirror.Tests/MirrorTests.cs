@@ -28,6 +28,33 @@ public sealed class MirrorTests
     }
 
     [Fact]
+    public async Task A_preview_reads_the_data_area_of_the_current_leg_refuses_writes_and_writes_nothing()
+    {
+        var (mirror, a, b) = await NewMirrorAsync();
+        var data = Pattern(Region, 7);
+        await mirror.WriteAsync(Region, data);
+        await mirror.DisposeAsync();
+        var (beforeA, beforeB) = (a.BytesWritten, b.BytesWritten);
+
+        var preview = await Mirror.OpenPreviewAsync(a, b);
+        Assert.Equal(mirror.Size, preview.Size);
+        Assert.True(preview.ReadOnly);
+        var back = new byte[Region];
+        await preview.ReadAsync(Region, back);
+        Assert.Equal(data, back);
+        var refused = await Assert.ThrowsAsync<BlockDeviceException>(() => preview.WriteAsync(0, new byte[512]).AsTask());
+        Assert.Equal(BlockError.NotPermitted, refused.Error);
+        Assert.Equal((beforeA, beforeB), (a.BytesWritten, b.BytesWritten));
+    }
+
+    [Fact]
+    public async Task A_preview_of_two_legs_without_mirror_metadata_is_refused_with_the_reason()
+    {
+        var error = await Assert.ThrowsAsync<MirrorAssemblyException>(() => Mirror.OpenPreviewAsync(TestLeg.New(LegSize), TestLeg.New(LegSize)));
+        Assert.Contains("no complete leg to preview", error.Message);
+    }
+
+    [Fact]
     public async Task A_write_lands_on_both_legs_and_reads_back()
     {
         var (mirror, a, b) = await NewMirrorAsync();
