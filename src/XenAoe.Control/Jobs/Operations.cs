@@ -434,7 +434,7 @@ public sealed class Operations(ControllerState state, Placement placement)
             if (disk is not null && !disk.Legs.Contains(newAddress))
                 throw new ControlException($"{newAddress} is no longer a leg of {vmName} disk {diskId} on {hostName} (was the VM restarted?): replace the leg again", 409);
             if (disk is { Health: "healthy" })
-                return $"{size} bytes copied to {toServer} in {(now - started).TotalSeconds:0.0} s";
+                return $"the mirror is healthy: {disk.SizeBytes} bytes copied to {toServer} in {(now - started).TotalSeconds:0.0} s (polled every {CopyPoll.TotalSeconds:0} s)";
             if (now - lastLog >= CopyProgressInterval && disk is not null)
             {
                 var percent = disk.ResyncTotalBytes > 0 ? 100.0 * disk.ResyncDoneBytes / disk.ResyncTotalBytes : 0;
