@@ -20,11 +20,25 @@ internal static class DiskCommands
 
     public static Command Build()
     {
-        var disk = new Command("disk", "Disk server: export pool volumes as AoE targets on the storage NICs");
+        var disk = new Command("disk", "Disk server: export pool volumes as AoE targets on the storage NICs; drain one through the controller");
         disk.Subcommands.Add(Serve());
         disk.Subcommands.Add(Volume());
         disk.Subcommands.Add(Counters());
+        disk.Subcommands.Add(Drain());
         return disk;
+    }
+
+    private static Command Drain()
+    {
+        var name = new Argument<string>("name") { Description = "Disk server (as registered with the controller) to empty" };
+        var command = new Command("drain", "Move every VM disk leg off a disk server (full copies while the VMs run) and keep new legs off it (a job)")
+            { name, ControllerConnection.Urls, ControllerConnection.Token };
+        command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
+        {
+            using var client = ControllerConnection.Open(parse);
+            await ControllerCommands.FollowAsync(client, await client.DrainDiskServerAsync(parse.GetValue(name)!, ct), json: false, ct);
+        }));
+        return command;
     }
 
     private static Command Serve()

@@ -34,6 +34,12 @@ internal static class VmCommands
         var to = new Option<string>("--to") { Description = "Destination host (default: the scheduler's choice)" };
         vm.Subcommands.Add(Operation("migrate", "Live-migrate the VM while it runs; its disks are handed over and the source fenced",
             (c, n, parse, ct) => c.MigrateAsync(n, parse.GetValue(to), ct), to));
+        var from = new Option<string>("--from") { Description = "Disk server whose leg goes", Required = true };
+        var toDisk = new Option<string>("--to") { Description = "Disk server for the new leg (default: the scheduler's choice, not either current one)" };
+        var diskId = new Option<string>("--disk") { Description = "Which disk of the VM", DefaultValueFactory = _ => "root" };
+        vm.Subcommands.Add(Operation("replace-leg", "Move one leg of a running VM's disk to another disk server: a full copy while the VM runs, then the old volume is deleted",
+            (c, n, parse, ct) => c.ReplaceLegAsync(n, parse.GetValue(diskId)!, new ReplaceVmLegRequest(parse.GetValue(from), parse.GetValue(toDisk)), ct),
+            from, toDisk, diskId));
         return vm;
     }
 

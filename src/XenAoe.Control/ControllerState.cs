@@ -35,6 +35,9 @@ public sealed class ControllerState(IStateStore store, TimeProvider? time = null
 
     public Task PutDiskServerAsync(DiskServerRecord disk, CancellationToken ct) => PutAsync($"disks/{disk.Name}", disk, Json.DiskServerRecord, ct);
 
+    public Task<DiskServerRecord?> UpdateDiskServerAsync(string name, Func<DiskServerRecord, DiskServerRecord?> change, CancellationToken ct) =>
+        UpdateAsync($"disks/{name}", change, Json.DiskServerRecord, ct);
+
     public Task<IReadOnlyList<VmRecord>> VmsAsync(CancellationToken ct) => ListAsync("vms/", Json.VmRecord, ct);
 
     public Task<VmRecord?> VmAsync(string name, CancellationToken ct) => GetAsync($"vms/{name}", Json.VmRecord, ct);

@@ -6,7 +6,7 @@ namespace XenAoe.Control;
 
 /// <summary>
 /// The scheduler fed from the inventory: hosts (dead ones down, those in maintenance draining), disk servers (unreachable ones
-/// down) and the VMs where they run. New VMs and migrations must keep N+1; a failover may break it (a VM running without
+/// down, drained ones draining: no new legs) and the VMs where they run. New VMs and migrations must keep N+1; a failover may break it (a VM running without
 /// headroom beats a VM not running), and its job says so.
 /// </summary>
 public sealed class Placement(ControllerState state, SchedulerOptions? options = null)
@@ -32,6 +32,19 @@ public sealed class Placement(ControllerState state, SchedulerOptions? options =
         return (first, second, result.Reason);
     }
 
+    /// <summary>
+    /// The disk server for a new leg replacing <paramref name="leaving"/>'s beside <paramref name="staying"/>'s: neither of them,
+    /// preferably in another failure domain than <paramref name="staying"/>.
+    /// </summary>
+    public async Task<(string Server, string Reason)> ChooseReplacementLegAsync(long sizeBytes, string staying, string leaving, CancellationToken ct)
+    {
+        var (cluster, _) = await SnapshotAsync(exceptVm: null, ct).ConfigureAwait(false);
+        var result = Scheduler.PlaceReplacementLeg(sizeBytes, cluster, staying, [staying, leaving]);
+        if (result.Server is not { } server)
+            throw new ControlException($"no disk server can take the leg on {leaving}: {result.Reason}; {string.Join("; ", result.Rejections)}", 409);
+        return (server, result.Reason);
+    }
+
     public async Task<CapacityResponse> CapacityAsync(int cpus, int memoryMiB, long diskBytes, CancellationToken ct)
     {
         var (cluster, _) = await SnapshotAsync(exceptVm: null, ct).ConfigureAwait(false);
@@ -55,7 +68,8 @@ public sealed class Placement(ControllerState state, SchedulerOptions? options =
                 HostState.Maintenance => ServerState.Draining,
                 _ => ServerState.Down,
             })),
-            disks.Select(d => new DiskServerCapacity(d.Name, d.FreeBytes, d.Labels, d.Reachable ? ServerState.Up : ServerState.Down)),
+            disks.Select(d => new DiskServerCapacity(d.Name, d.FreeBytes, d.Labels,
+                !d.Reachable ? ServerState.Down : d.Draining ? ServerState.Draining : ServerState.Up)),
             // The VM being placed is left out: a restart or migration must not count it twice.
             vms.Where(v => v.Name != exceptVm).Select(v => new VmDemand(v.Name, v.Cpus, v.MemoryMiB, v.Host is { } h && hosts.ContainsKey(h) ? h : null,
                 [.. v.Disks.Select(d => new VmDisk(d.SizeBytes, d.Legs[0].DiskServer, d.Legs[1].DiskServer))])),

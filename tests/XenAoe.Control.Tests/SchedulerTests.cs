@@ -117,6 +117,33 @@ public class SchedulerTests
     }
 
     [Fact]
+    public void A_replacement_leg_avoids_both_current_servers_and_draining_ones_and_prefers_another_domain_than_the_staying_leg()
+    {
+        const long GiB = 1L << 30;
+        var cluster = new Cluster([], diskServers:
+        [
+            new DiskServerCapacity("d1", 100 * GiB, Labels("a", "x")),
+            new DiskServerCapacity("d2", 900 * GiB, Labels("b", "y")),
+            new DiskServerCapacity("d3", 300 * GiB, Labels("a", "z")),
+            new DiskServerCapacity("d4", 200 * GiB, Labels("b", "z")),
+            new DiskServerCapacity("d5", 800 * GiB, Labels("c", "w"), ServerState.Draining),
+        ]);
+
+        var leg = Scheduler.PlaceReplacementLeg(10 * GiB, cluster, staying: "d1", excludedServers: ["d1", "d2"]);
+        Assert.True(leg.DomainsSeparated);
+        Assert.Equal("d4", leg.Server); // d3 has more space but shares switch a with d1
+        Assert.Contains("d2: already holds a leg of this mirror", leg.Rejections.Select(r => r.ToString()));
+        Assert.Contains("d5: draining", leg.Rejections.Select(r => r.ToString()));
+
+        var sameDomain = Scheduler.PlaceReplacementLeg(10 * GiB, cluster, staying: "d1", excludedServers: ["d1", "d2", "d4"]);
+        Assert.Equal("d3", sameDomain.Server);
+        Assert.False(sameDomain.DomainsSeparated);
+        Assert.Contains("same switch=a", sameDomain.Reason);
+
+        Assert.False(Scheduler.PlaceReplacementLeg(400 * GiB, cluster, staying: "d1", excludedServers: ["d1", "d2"]).Placed);
+    }
+
+    [Fact]
     public void Mirror_legs_fall_back_to_two_servers_in_one_domain_and_say_what_they_share()
     {
         const long GiB = 1L << 30;

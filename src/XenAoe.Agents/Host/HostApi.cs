@@ -34,6 +34,8 @@ public static class HostApi
             await vms.RebootAsync(name, ct);
             return Results.NoContent();
         }));
+        v1.MapPost("/vms/{name}/disks/{id}/replace-leg", (string name, string id, ReplaceLegRequest request, CancellationToken ct) =>
+            Guard(async () => Results.Ok(await vms.ReplaceLegAsync(name, id, request, ct))));
         v1.MapPost("/vms/{name}/migrate", (string name, MigrateVmRequest request, CancellationToken ct) =>
             Guard(async () => Results.Ok(await vms.MigrateAsync(name, request, ct))));
         v1.MapGet("/vms/{name}/migration", (string name) =>

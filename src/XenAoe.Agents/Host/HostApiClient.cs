@@ -49,6 +49,11 @@ public sealed class HostApiClient : IDisposable
 
     public Task RebootAsync(string name, CancellationToken ct = default) => PostAsync($"v1/vms/{Uri.EscapeDataString(name)}/reboot", ct);
 
+    /// <summary>Puts a new volume in place of leg <see cref="ReplaceLegRequest.Index"/>; returns at once, the copy runs on (see <see cref="GetAsync"/>).</summary>
+    public async Task<VmStatus> ReplaceLegAsync(string name, string diskId, ReplaceLegRequest request, CancellationToken ct = default) =>
+        await Read(await _http.PostAsJsonAsync($"v1/vms/{Uri.EscapeDataString(name)}/disks/{Uri.EscapeDataString(diskId)}/replace-leg", request,
+            Json.ReplaceLegRequest, ct).ConfigureAwait(false), Json.VmStatus, ct).ConfigureAwait(false);
+
     /// <summary>Runs the whole migration (returns when it has finished or failed).</summary>
     public async Task<MigrationReport> MigrateAsync(string name, MigrateVmRequest request, CancellationToken ct = default) =>
         await Read(await _http.PostAsJsonAsync($"v1/vms/{Uri.EscapeDataString(name)}/migrate", request, Json.MigrateVmRequest, ct).ConfigureAwait(false),

@@ -58,7 +58,13 @@ public sealed record HostInfo(
     string Hypervisor,
     int Vms);
 
-public sealed record VmDiskStatus(string Id, IReadOnlyList<string> Legs, string Export, string Health, long SizeBytes, long DirtyRegions, string? Detail);
+/// <param name="Health">healthy, resyncing, degraded, or standby (an incoming migration's disk).</param>
+/// <param name="ResyncDoneBytes">Bytes copied by the resync in progress (or the last one); with <paramref name="ResyncTotalBytes"/>, its progress.</param>
+public sealed record VmDiskStatus(string Id, IReadOnlyList<string> Legs, string Export, string Health, long SizeBytes, long DirtyRegions, string? Detail,
+    long ResyncDoneBytes = 0, long ResyncTotalBytes = 0);
+
+/// <summary>Replaces leg <paramref name="Index"/> of a running VM's disk by the volume at <paramref name="Address"/> (full copy in the background).</summary>
+public sealed record ReplaceLegRequest(int Index, string Address);
 
 /// <summary>One VM on this host: the hypervisor's view plus its disks' data paths and any migration.</summary>
 /// <param name="Role">running, incoming (waiting for a migration to finish) or migrating (the source side).</param>
@@ -105,6 +111,7 @@ public sealed record MigrationReport(
 [JsonSerializable(typeof(MigrationReport))]
 [JsonSerializable(typeof(FormatDiskRequest))]
 [JsonSerializable(typeof(FormatDiskResponse))]
+[JsonSerializable(typeof(ReplaceLegRequest))]
 [JsonSerializable(typeof(ErrorResponse))]
 public sealed partial class HostApiJsonContext : JsonSerializerContext;
 

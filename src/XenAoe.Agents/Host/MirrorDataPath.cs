@@ -49,15 +49,22 @@ public sealed class MirrorDataPath : IAsyncDisposable
 
     private readonly AoeDevice?[] _devices;
 
+    /// <summary>The legs' current addresses: <see cref="MirrorDataPathOptions.Legs"/> until a leg is replaced.</summary>
+    private readonly AoeAddress[] _addresses;
+
     private MirrorDataPath(MirrorDataPathOptions options, AoeInitiator initiator, AoeDevice?[] devices, Mirror.Mirror mirror)
     {
         _options = options;
         _initiator = initiator;
         _devices = devices;
+        _addresses = [.. options.Legs];
         Mirror = mirror;
     }
 
     public Mirror.Mirror Mirror { get; }
+
+    /// <summary>The legs' addresses, index for index; a replaced leg shows its new volume.</summary>
+    public IReadOnlyList<AoeAddress> Legs => _addresses;
 
     /// <summary>Formats both legs as a new mirror (destroys their contents) and returns it running.</summary>
     public static Task<MirrorDataPath> CreateAsync(MirrorDataPathOptions options, bool assumeClean, CancellationToken ct = default) =>
@@ -246,7 +253,7 @@ public sealed class MirrorDataPath : IAsyncDisposable
 
     private async Task TryRejoinAsync(int index)
     {
-        var address = _options.Legs[index];
+        var address = _addresses[index];
         try
         {
             _devices[index] ??= await OpenLegAsync(_initiator, _options, address, ReservationClaim.Exclusive, _stopping.Token).ConfigureAwait(false);
@@ -272,12 +279,23 @@ public sealed class MirrorDataPath : IAsyncDisposable
     /// </summary>
     public async Task ReplaceLegAsync(int index, AoeAddress address, CancellationToken ct = default)
     {
-        if (_options.Legs.Contains(address))
+        if (index is not (0 or 1))
+            throw new ArgumentOutOfRangeException(nameof(index), index, "a mirror has legs 0 and 1");
+        if (_addresses.Contains(address))
             throw new ArgumentException($"{address} is already a leg of this mirror");
         var device = await OpenLegAsync(_initiator, _options, address, ReservationClaim.Exclusive, ct).ConfigureAwait(false)
             ?? throw new TimeoutException($"the new leg {address} does not answer");
-        await Mirror.ReplaceLegAsync(index, device, address.ToString(), ct).ConfigureAwait(false);
+        try
+        {
+            await Mirror.ReplaceLegAsync(index, device, address.ToString(), ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            await device.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         _devices[index] = device;
+        _addresses[index] = address;
     }
 
     public async ValueTask DisposeAsync()

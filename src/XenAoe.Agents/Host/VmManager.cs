@@ -155,6 +155,40 @@ public sealed partial class VmManager : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Replaces a leg of a running VM's disk by the volume at <see cref="ReplaceLegRequest.Address"/>: returns once the new
+    /// leg is in the mirror; the full copy onto it runs in the background (its progress is in the VM's status).
+    /// </summary>
+    public async Task<VmStatus> ReplaceLegAsync(string name, string diskId, ReplaceLegRequest request, CancellationToken ct)
+    {
+        if (request.Index is not (0 or 1))
+            throw new HostException($"index must be 0 or 1, not {request.Index}");
+        if (!AoeAddress.TryParse(request.Address, out var address))
+            throw new HostException($"'{request.Address}' is not an AoE address such as e3.0");
+        var vm = Find(name);
+        await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (vm.Role != VmRole.Running)
+                throw HostException.Conflict($"VM '{name}' is {vm.Role.ToString().ToLowerInvariant()}: wait for its migration to end");
+            var disk = vm.Disks.FirstOrDefault(d => d.Definition.Id == diskId)
+                ?? throw new HostException($"VM '{name}' has no disk '{diskId}'", 404);
+            var path = disk.Path ?? throw HostException.Conflict($"VM '{name}' disk '{diskId}' is not assembled");
+            if (path.Legs.Contains(address))
+                throw HostException.Conflict($"{address} is already a leg of VM '{name}' disk '{diskId}'");
+            var old = path.Legs[request.Index];
+            await path.ReplaceLegAsync(request.Index, address, ct).ConfigureAwait(false);
+            disk.Definition = disk.Definition with { Legs = [.. path.Legs.Select(l => l.ToString())] };
+            vm.Definition = vm.Definition with { Disks = [.. vm.Disks.Select(d => d.Definition)] };
+            Log.DataPath(_log, name, diskId, $"leg {request.Index} {old} replaced by {address}: full copy under way");
+            return await StatusAsync(vm, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            vm.Gate.Release();
+        }
+    }
+
     public async Task RebootAsync(string name, CancellationToken ct)
     {
         var vm = Find(name);
@@ -271,7 +305,7 @@ public sealed partial class VmManager : IAsyncDisposable
                 var status = path.Mirror.Status;
                 var detail = string.Join("; ", status.Legs.Where(l => l.State != LegState.InSync).Select(l => $"{l.Name} {l.State.ToString().ToLowerInvariant()}{(l.Reason is null ? "" : $": {l.Reason}")}"));
                 return new VmDiskStatus(d.Definition.Id, d.Definition.Legs, d.Export, status.Health.ToString().ToLowerInvariant(), status.Size, status.DirtyRegions,
-                    detail.Length == 0 ? null : detail);
+                    detail.Length == 0 ? null : detail, status.ResyncDoneBytes, status.ResyncTotalBytes);
             }
             return new VmDiskStatus(d.Definition.Id, d.Definition.Legs, d.Export, "standby", d.Pending?.Size ?? 0, 0, "waiting for the migration source to hand over");
         }).ToArray();
@@ -322,7 +356,8 @@ public sealed partial class VmManager : IAsyncDisposable
 
     private sealed class HostedVm(VmDefinition definition, VmRole role)
     {
-        public VmDefinition Definition { get; } = definition;
+        /// <summary>Changes when a leg is replaced, so a later migration hands the new legs to its destination.</summary>
+        public VmDefinition Definition { get; set; } = definition;
         public VmRole Role { get; set; } = role;
         public SemaphoreSlim Gate { get; } = new(1, 1);
         public List<HostedDisk> Disks { get; } = [];
@@ -332,7 +367,7 @@ public sealed partial class VmManager : IAsyncDisposable
 
     private sealed class HostedDisk(VmDiskDefinition definition, string export)
     {
-        public VmDiskDefinition Definition { get; } = definition;
+        public VmDiskDefinition Definition { get; set; } = definition;
         public string Export { get; } = export;
         public MirrorDataPath? Path { get; set; }
         public MirrorDataPathStandby? Standby { get; set; }

@@ -36,6 +36,11 @@ public sealed record MigrateRequest(string? To = null);
 
 public sealed record StopRequest(bool Force = false);
 
+/// <summary>Moves one leg of a running VM's disk to another disk server (a full copy while the VM runs).</summary>
+/// <param name="From">The disk server whose leg goes (or give <paramref name="Index"/>).</param>
+/// <param name="To">The disk server for the new leg; null lets the scheduler choose (not either current one, another failure domain if it can).</param>
+public sealed record ReplaceVmLegRequest(string? From = null, string? To = null, int? Index = null);
+
 /// <summary>How many more VMs of a size fit, with and without keeping N+1.</summary>
 public sealed record CapacityResponse(int Cpus, int MemoryMiB, long DiskBytes, int FitWithNPlusOne, int FitWithoutNPlusOne, string Explanation,
     IReadOnlyList<HostFree> Hosts);
@@ -51,6 +56,7 @@ public sealed record HostFree(string Host, string State, int Vms, long FreeMemor
 [JsonSerializable(typeof(CreateVmRequest))]
 [JsonSerializable(typeof(MigrateRequest))]
 [JsonSerializable(typeof(StopRequest))]
+[JsonSerializable(typeof(ReplaceVmLegRequest))]
 [JsonSerializable(typeof(CapacityResponse))]
 [JsonSerializable(typeof(HostRecord))]
 [JsonSerializable(typeof(DiskServerRecord))]

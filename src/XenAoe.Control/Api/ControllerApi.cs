@@ -64,6 +64,12 @@ public static partial class ControllerApi
             return Results.Created($"/api/v1/disk-servers/{disk.Name}", disk);
         });
 
+        api.MapPost("/disk-servers/{name}/drain", async (string name, CancellationToken ct) =>
+        {
+            _ = await FindDiskServerAsync(state, name, ct) ?? throw new ControlException($"no disk server named {name}", 404);
+            return Accepted(await state.SubmitJobAsync("disk-drain", name, null, ct));
+        });
+
         api.MapGet("/vms", async (CancellationToken ct) => Results.Ok(await state.VmsAsync(ct)));
         api.MapGet("/vms/{name}", async (string name, CancellationToken ct) =>
             await FindVmAsync(state, name, ct) is { } vm ? Results.Ok(vm) : NotFound($"no VM named {name}"));
@@ -106,6 +112,35 @@ public static partial class ControllerApi
             if (request?.To is { } to && await FindHostAsync(state, to, ct) is null)
                 throw new ControlException($"no host named {to}", 404);
             return await VmJob(state, "vm-migrate", name, request?.To is { } target ? new() { ["to"] = target } : null, ct);
+        });
+        api.MapPost("/vms/{name}/disks/{id}/replace-leg", async (string name, string id, ReplaceVmLegRequest request, CancellationToken ct) =>
+        {
+            var vm = await FindVmAsync(state, name, ct) ?? throw new ControlException($"no VM named {name}", 404);
+            var disk = vm.Disks.FirstOrDefault(d => d.Id == id) ?? throw new ControlException($"{name} has no disk '{id}'", 404);
+            if ((request.From is null) == (request.Index is null))
+                throw new ControlException("give exactly one of from (the disk server whose leg goes) or index (0 or 1)");
+            if (request.Index is { } index and not (0 or 1))
+                throw new ControlException($"index must be 0 or 1, not {index}");
+            if (request.From is { } from)
+            {
+                CheckName(from, "disk server");
+                if (disk.Legs.All(l => l.DiskServer != from))
+                    throw new ControlException($"{name} disk {id} has no leg on {from} (its legs are on {string.Join(" and ", disk.Legs.Select(l => l.DiskServer))})", 409);
+            }
+            if (request.To is { } to)
+            {
+                CheckName(to, "disk server");
+                var target = await state.DiskServerAsync(to, ct) ?? throw new ControlException($"no disk server named {to}", 404);
+                if (disk.Legs.Any(l => l.DiskServer == to))
+                    throw new ControlException($"{to} already holds a leg of {name} disk {id}: the new leg must go to a third disk server", 409);
+                if (target.Draining)
+                    throw new ControlException($"{to} is draining: it takes no new legs", 409);
+            }
+            var parameters = new Dictionary<string, string> { ["disk"] = id };
+            Optional(parameters, "from", request.From);
+            Optional(parameters, "to", request.To);
+            Optional(parameters, "index", request.Index?.ToString(CultureInfo.InvariantCulture));
+            return Accepted(await state.SubmitJobAsync("vm-replace-leg", name, parameters, ct));
         });
         api.MapPost("/vms/{name}/failover", (string name, CancellationToken ct) => VmJob(state, "vm-failover", name, null, ct));
         api.MapDelete("/vms/{name}", (string name, CancellationToken ct) => VmJob(state, "vm-delete", name, null, ct));
@@ -201,6 +236,9 @@ public static partial class ControllerApi
 
     private static async Task<HostRecord?> FindHostAsync(ControllerState state, string name, CancellationToken ct) =>
         NamePattern().IsMatch(name) ? await state.HostAsync(name, ct) : null;
+
+    private static async Task<DiskServerRecord?> FindDiskServerAsync(ControllerState state, string name, CancellationToken ct) =>
+        NamePattern().IsMatch(name) ? await state.DiskServerAsync(name, ct) : null;
 
     private static async Task<IResult> VmJob(ControllerState state, string kind, string name, Dictionary<string, string>? parameters, CancellationToken ct)
     {

@@ -48,6 +48,10 @@ public sealed class ControllerClient : IDisposable
     public Task<DiskServerRecord> RegisterDiskServerAsync(RegisterDiskServerRequest request, CancellationToken ct = default) =>
         SendAsync(HttpMethod.Post, "api/v1/disk-servers", () => JsonContent.Create(request, Json.RegisterDiskServerRequest), Json.DiskServerRecord, ct);
 
+    /// <summary>Moves every VM disk leg off the disk server (one after the other) and keeps new legs off it.</summary>
+    public Task<JobRecord> DrainDiskServerAsync(string name, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, $"api/v1/disk-servers/{Uri.EscapeDataString(name)}/drain", null, Json.JobRecord, ct);
+
     public Task<IReadOnlyList<VmRecord>> VmsAsync(CancellationToken ct = default) => GetAsync("api/v1/vms", Json.IReadOnlyListVmRecord, ct);
 
     public Task<VmRecord> VmAsync(string name, CancellationToken ct = default) => GetAsync($"api/v1/vms/{Uri.EscapeDataString(name)}", Json.VmRecord, ct);
@@ -61,6 +65,10 @@ public sealed class ControllerClient : IDisposable
 
     public Task<JobRecord> MigrateAsync(string name, string? to, CancellationToken ct = default) =>
         VmOperationAsync(name, "migrate", () => JsonContent.Create(new MigrateRequest(to), Json.MigrateRequest), ct);
+
+    public Task<JobRecord> ReplaceLegAsync(string name, string disk, ReplaceVmLegRequest request, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, $"api/v1/vms/{Uri.EscapeDataString(name)}/disks/{Uri.EscapeDataString(disk)}/replace-leg",
+            () => JsonContent.Create(request, Json.ReplaceVmLegRequest), Json.JobRecord, ct);
 
     public Task<JobRecord> StopAsync(string name, bool force, CancellationToken ct = default) =>
         VmOperationAsync(name, "stop", () => JsonContent.Create(new StopRequest(force), Json.StopRequest), ct);

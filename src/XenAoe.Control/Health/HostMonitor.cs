@@ -136,7 +136,10 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
             if (reachable != disk.Reachable)
                 Log.DiskServerChanged(log, disk.Name, reachable ? "answers again: its legs resync" : "does not answer: mirrors run degraded");
             if (reachable != disk.Reachable || (space is not null && space.FreeBytes != disk.FreeBytes))
-                await state.PutDiskServerAsync(disk with { Reachable = reachable, FreeBytes = space?.FreeBytes ?? disk.FreeBytes }, ct).ConfigureAwait(false);
+            {
+                // A compare-and-swap, not a put: a drain marking the server meanwhile must not be overwritten.
+                await state.UpdateDiskServerAsync(disk.Name, d => d with { Reachable = reachable, FreeBytes = space?.FreeBytes ?? d.FreeBytes }, ct).ConfigureAwait(false);
+            }
         }
     }
 

@@ -15,9 +15,11 @@ namespace XenAoe.Control.Jobs;
 public sealed class Operations(ControllerState state, Placement placement)
 {
     public static readonly IReadOnlyList<string> Kinds =
-        ["vm-create", "vm-start", "vm-stop", "vm-reboot", "vm-migrate", "vm-failover", "vm-delete", "host-evacuate"];
+        ["vm-create", "vm-start", "vm-stop", "vm-reboot", "vm-migrate", "vm-failover", "vm-delete", "vm-replace-leg", "host-evacuate", "disk-drain"];
 
     private static readonly TimeSpan AgentTimeout = TimeSpan.FromMinutes(5);
+    private static readonly TimeSpan CopyPoll = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan CopyProgressInterval = TimeSpan.FromSeconds(3);
 
     /// <summary>Runs one job; returns a one-line summary for its log, or throws with the reason it failed.</summary>
     public Task<string> RunAsync(string kind, JobContext job) => kind switch
@@ -29,7 +31,9 @@ public sealed class Operations(ControllerState state, Placement placement)
         "vm-migrate" => MigrateAsync(job),
         "vm-failover" => FailoverAsync(job),
         "vm-delete" => DeleteAsync(job),
+        "vm-replace-leg" => ReplaceLegJobAsync(job),
         "host-evacuate" => EvacuateAsync(job),
+        "disk-drain" => DrainAsync(job),
         _ => throw new ControlException($"unknown job kind '{kind}' (known: {string.Join(", ", Kinds)})"),
     };
 
@@ -246,6 +250,212 @@ public sealed class Operations(ControllerState state, Placement placement)
             moved++;
         }
         return $"{hostName} evacuated ({moved} VMs moved) and in maintenance";
+    }
+
+    /// <summary>
+    /// Moves one leg of a running VM's disk to another disk server: a new volume, swapped into the mirror by its host, filled by a
+    /// full copy from the staying leg while the VM runs; then the record names it, and the old volume is deleted.
+    /// </summary>
+    private async Task<string> ReplaceLegJobAsync(JobContext job)
+    {
+        var index = job.Parameter("index") is { } i ? int.Parse(i, CultureInfo.InvariantCulture) : (int?)null;
+        return await ReplaceLegAsync(job, job.Target, job.Parameter("disk") ?? "root", job.Parameter("from"), index, job.Parameter("to"), key: "",
+            job.StepAsync).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Marks a disk server draining (no new legs go there), then moves every VM disk leg off it, one after the other. The VM disks
+    /// are listed once and remembered, so a resumed drain finishes (and releases) a leg whose record already moved.
+    /// </summary>
+    private async Task<string> DrainAsync(JobContext job)
+    {
+        var serverName = job.Target;
+        await job.StepAsync("drain", async () =>
+        {
+            if (await state.UpdateDiskServerAsync(serverName, d => d with { Draining = true }, job.Cancellation).ConfigureAwait(false) is null)
+                throw new ControlException($"no disk server named {serverName}", 404);
+            var disks = (await state.VmsAsync(job.Cancellation).ConfigureAwait(false))
+                .SelectMany(v => v.Disks.Where(d => d.Legs.Any(l => l.DiskServer == serverName)).Select(d => $"{v.Name}/{d.Id}")).ToList();
+            await job.RememberAsync("disks", string.Join(",", disks)).ConfigureAwait(false);
+            return disks.Count == 0 ? "draining; no VM disk has a leg here" : $"draining; {disks.Count} legs to move: {string.Join(", ", disks)}";
+        }).ConfigureAwait(false);
+        var moved = job.RequiredParameter("disks").Split(',', StringSplitOptions.RemoveEmptyEntries);
+        foreach (var item in moved)
+        {
+            var (vm, disk) = (item[..item.IndexOf('/', StringComparison.Ordinal)], item[(item.IndexOf('/', StringComparison.Ordinal) + 1)..]);
+            var key = $"{item}:";
+            await job.StepAsync($"replace-leg {item}", async () => await ReplaceLegAsync(job, vm, disk, serverName, index: null, to: null, key, async (phase, body) =>
+            {
+                // One job step per VM disk; its phases are remembered one by one so a resumed drain does not redo them.
+                if (job.Parameter($"{key}{phase}") == "done")
+                    return;
+                var detail = await body().ConfigureAwait(false);
+                await job.LogAsync($"{item} {phase}{(detail is null ? "" : $": {detail}")}").ConfigureAwait(false);
+                await job.RememberAsync($"{key}{phase}", "done").ConfigureAwait(false);
+            }).ConfigureAwait(false)).ConfigureAwait(false);
+        }
+        return $"{serverName} drained ({moved.Length} legs moved off it) and takes no new legs";
+    }
+
+    /// <summary>
+    /// The phases of a leg replacement (place, volume, replace, copy, record, release), each run through <paramref name="phase"/>:
+    /// job steps for <c>vm-replace-leg</c>, parts of one step for <c>disk-drain</c>. Decisions are remembered under
+    /// <paramref name="key"/> so a resumed job makes the same ones. Only a running VM's leg can be replaced: its host's mirror
+    /// does the copy.
+    /// </summary>
+    private async Task<string> ReplaceLegAsync(JobContext job, string vmName, string diskId, string? from, int? index, string? to, string key,
+        Func<string, Func<Task<string?>>, Task> phase)
+    {
+        var ct = job.Cancellation;
+        string Remembered(string name) => job.RequiredParameter(key + name);
+        await phase("place", async () =>
+        {
+            var vm = await VmAsync(vmName, ct).ConfigureAwait(false);
+            var disk = vm.Disks.FirstOrDefault(d => d.Id == diskId) ?? throw new ControlException($"{vmName} has no disk '{diskId}'", 404);
+            var which = from is not null ? IndexOf(disk, from) : index ?? throw new ControlException("say which leg goes: its disk server (from) or its index");
+            if (which is not (0 or 1))
+                throw new ControlException($"leg index must be 0 or 1, not {which}");
+            var (leaving, staying) = (disk.Legs[which], disk.Legs[1 - which]);
+            string server, why;
+            if (to is not null)
+            {
+                if (to == leaving.DiskServer || to == staying.DiskServer)
+                    throw new ControlException($"{to} already holds a leg of {vmName} disk {diskId}: the new leg must go to a third disk server", 409);
+                if ((await DiskServerAsync(to, ct).ConfigureAwait(false)).Draining)
+                    throw new ControlException($"{to} is draining: it takes no new legs", 409);
+                (server, why) = (to, "as asked");
+            }
+            else
+            {
+                (server, why) = await placement.ChooseReplacementLegAsync(disk.SizeBytes, staying.DiskServer, leaving.DiskServer, ct).ConfigureAwait(false);
+            }
+            foreach (var (name, value) in new[]
+            {
+                ("index", which.ToString(CultureInfo.InvariantCulture)), ("fromServer", leaving.DiskServer), ("fromVolume", leaving.Volume),
+                ("fromAddress", leaving.Address), ("toServer", server), ("sizeBytes", disk.SizeBytes.ToString(CultureInfo.InvariantCulture)),
+            })
+            {
+                await job.RememberAsync(key + name, value).ConfigureAwait(false);
+            }
+            return $"leg {which} on {leaving.DiskServer}:{leaving.Volume} ({leaving.Address}) goes to {server} ({why}); {staying.DiskServer} stays";
+        }).ConfigureAwait(false);
+        var legIndex = int.Parse(Remembered("index"), CultureInfo.InvariantCulture);
+        var size = long.Parse(Remembered("sizeBytes"), CultureInfo.InvariantCulture);
+
+        await phase("volume", async () =>
+        {
+            var server = await DiskServerAsync(Remembered("toServer"), ct).ConfigureAwait(false);
+            var volume = await EnsureVolumeAsync(server, Remembered("fromVolume"), size, ct).ConfigureAwait(false);
+            var address = new AoeAddress(volume.Shelf, volume.Slot).ToString();
+            await job.RememberAsync(key + "toVolume", volume.Name).ConfigureAwait(false);
+            await job.RememberAsync(key + "toAddress", address).ConfigureAwait(false);
+            return $"{server.Name}:{volume.Name} ({address}), {volume.SizeBytes} bytes";
+        }).ConfigureAwait(false);
+        var newAddress = Remembered("toAddress");
+
+        await phase("replace", async () =>
+        {
+            var (client, hostName) = await RunningHostAsync(vmName, ct).ConfigureAwait(false);
+            using (client)
+            {
+                var live = await client.GetAsync(vmName, ct).ConfigureAwait(false)
+                    ?? throw new ControlException($"{vmName} is not on {hostName} (moving?): try again once it runs", 409);
+                var disk = live.Disks.FirstOrDefault(d => d.Id == diskId) ?? throw new ControlException($"{vmName} on {hostName} has no disk '{diskId}'", 409);
+                if (disk.Legs.Contains(newAddress))
+                    return $"{newAddress} already in the mirror on {hostName}";
+                if (disk.Legs[legIndex] != Remembered("fromAddress"))
+                    throw new ControlException($"{vmName} disk {diskId} leg {legIndex} is {disk.Legs[legIndex]} on {hostName}, not {Remembered("fromAddress")}", 409);
+                await client.ReplaceLegAsync(vmName, diskId, new ReplaceLegRequest(legIndex, newAddress), ct).ConfigureAwait(false);
+                return $"{newAddress} in place of {Remembered("fromAddress")} on {hostName}; full copy started";
+            }
+        }).ConfigureAwait(false);
+
+        await phase("copy", () => WaitForCopyAsync(job, vmName, diskId, newAddress, Remembered("toServer"), size));
+
+        await phase("record", async () =>
+        {
+            var leg = new LegRecord(Remembered("toServer"), Remembered("toVolume"), newAddress);
+            await state.UpdateVmAsync(vmName, v => v.Disks.Any(d => d.Id == diskId && d.Legs[legIndex] == leg) ? null : v with
+            {
+                Disks = [.. v.Disks.Select(d => d.Id != diskId ? d : d with { Legs = [.. d.Legs.Select((l, i) => i == legIndex ? leg : l)] })],
+            }, ct).ConfigureAwait(false);
+            return $"leg {legIndex}: {leg.DiskServer}:{leg.Volume} ({leg.Address})";
+        }).ConfigureAwait(false);
+
+        await phase("release", async () =>
+        {
+            var (serverName, volume) = (Remembered("fromServer"), Remembered("fromVolume"));
+            try
+            {
+                var server = await DiskServerAsync(serverName, ct).ConfigureAwait(false);
+                using var disk = new DiskApiClient(server.ApiUrl);
+                await disk.DeleteAsync(volume, force: true, ct).ConfigureAwait(false);
+                return $"{serverName}:{volume} deleted";
+            }
+            catch (StorageException e) when (e.Error == StorageError.NotFound)
+            {
+                return $"{serverName}:{volume} already gone";
+            }
+            catch (Exception e) when (e is HttpRequestException or StorageException || (e is TaskCanceledException && !ct.IsCancellationRequested))
+            {
+                // The leg is out of the mirror and the record: the volume is only space now, left for the operator to delete.
+                await job.LogAsync($"{serverName} does not answer ({e.Message}): the old volume {volume} is left there; delete it once it is back").ConfigureAwait(false);
+                return $"{serverName}:{volume} left in place (its server does not answer)";
+            }
+        }).ConfigureAwait(false);
+        return $"{vmName} disk {diskId}: leg {legIndex} moved from {Remembered("fromServer")} to {Remembered("toServer")} ({newAddress})";
+
+        int IndexOf(VmDiskRecord disk, string server)
+        {
+            var i = disk.Legs.ToList().FindIndex(l => l.DiskServer == server);
+            return i >= 0 ? i : throw new ControlException(
+                $"{vmName} disk {diskId} has no leg on {server} (its legs are on {string.Join(" and ", disk.Legs.Select(l => l.DiskServer))})", 409);
+        }
+    }
+
+    /// <summary>
+    /// Polls the VM's host until the disk is healthy with the new leg in it, logging the copy's progress every
+    /// <see cref="CopyProgressInterval"/>. The deadline allows 2 MB/s and ten minutes more: the mirror throttles its resync, and a
+    /// busy guest slows it further.
+    /// </summary>
+    private async Task<string?> WaitForCopyAsync(JobContext job, string vmName, string diskId, string newAddress, string toServer, long size)
+    {
+        var ct = job.Cancellation;
+        var started = state.Time.GetUtcNow();
+        var deadline = started + TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(size / 2_000_000.0);
+        var lastLog = started;
+        while (true)
+        {
+            var (client, hostName) = await RunningHostAsync(vmName, ct).ConfigureAwait(false);
+            VmDiskStatus? disk;
+            using (client)
+                disk = (await client.GetAsync(vmName, ct).ConfigureAwait(false))?.Disks.FirstOrDefault(d => d.Id == diskId);
+            var now = state.Time.GetUtcNow();
+            if (disk is not null && !disk.Legs.Contains(newAddress))
+                throw new ControlException($"{newAddress} is no longer a leg of {vmName} disk {diskId} on {hostName} (was the VM restarted?): replace the leg again", 409);
+            if (disk is { Health: "healthy" })
+                return $"the mirror is healthy: {disk.SizeBytes} bytes copied to {toServer} in {(now - started).TotalSeconds:0.0} s (polled every {CopyPoll.TotalSeconds:0} s)";
+            if (now - lastLog >= CopyProgressInterval && disk is not null)
+            {
+                var percent = disk.ResyncTotalBytes > 0 ? 100.0 * disk.ResyncDoneBytes / disk.ResyncTotalBytes : 0;
+                await job.LogAsync($"{vmName}/{diskId} to {toServer}: {percent:0}% copied ({disk.ResyncDoneBytes} of {disk.ResyncTotalBytes} bytes), " +
+                    $"mirror {disk.Health}{(disk.Detail is null ? "" : $" ({disk.Detail})")}").ConfigureAwait(false);
+                lastLog = now;
+            }
+            if (now > deadline)
+                throw new ControlException($"the copy to {toServer} did not finish in {(now - started).TotalMinutes:0} min (mirror {disk?.Health ?? "not seen"}): the new leg stays in the mirror and keeps copying; run the job again to finish", 504);
+            await Task.Delay(CopyPoll, state.Time, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A client for the host the VM runs on; a stopped VM is refused (its leg cannot be replaced here).</summary>
+    private async Task<(HostApiClient Client, string Host)> RunningHostAsync(string vmName, CancellationToken ct)
+    {
+        var vm = await VmAsync(vmName, ct).ConfigureAwait(false);
+        var hostName = vm.Host ?? throw new ControlException(
+            $"{vmName} is not running: only a running VM's leg can be replaced (its host's mirror copies the data); start it first", 409);
+        var host = await HostAsync(hostName, ct).ConfigureAwait(false);
+        return (new HostApiClient(host.ApiUrl, AgentTimeout), hostName);
     }
 
     /// <summary>Moves one VM; with <paramref name="job"/>, its figures (milliseconds) are kept as the job's parameters.</summary>

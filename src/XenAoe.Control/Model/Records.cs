@@ -38,6 +38,9 @@ public sealed record DiskServerRecord
     public Dictionary<string, string> Labels { get; init; } = [];
     public long FreeBytes { get; init; }
     public bool Reachable { get; init; } = true;
+
+    /// <summary>Being drained or drained (<c>xenaoe disk drain</c>): takes no new legs; registering it again clears this.</summary>
+    public bool Draining { get; init; }
 }
 
 /// <summary>One leg of a VM disk: a volume on a disk server and its AoE address.</summary>

@@ -36,6 +36,18 @@ public sealed record MirrorLegsPlacement(
     public bool Placed => First is not null;
 }
 
+/// <summary>The outcome of <see cref="Scheduler.PlaceReplacementLeg"/>.</summary>
+/// <param name="Server">The disk server for the new leg; null when refused.</param>
+/// <param name="DomainsSeparated">False when the new leg shares a failure domain with the staying one (the best the cluster allows).</param>
+public sealed record ReplacementLegPlacement(
+    string? Server,
+    bool DomainsSeparated,
+    string Reason,
+    IReadOnlyList<ServerRejection> Rejections)
+{
+    public bool Placed => Server is not null;
+}
+
 /// <summary>One VM moving in an evacuation or failover plan.</summary>
 public sealed record VmMove(string VmName, string FromHost, string ToHost, string Reason);
 

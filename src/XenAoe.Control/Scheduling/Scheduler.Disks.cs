@@ -71,6 +71,60 @@ public static partial class Scheduler
     }
 
     /// <summary>
+    /// Chooses the disk server for a new leg replacing one of a mirror's two: up with <paramref name="sizeBytes"/> free, not one
+    /// of <paramref name="excludedServers"/> (the mirror's current servers, the leaving one and the staying one), and preferably
+    /// in a failure domain other than <paramref name="staying"/>'s. Among those, the most free space (ties by name); when none is
+    /// separated, the most free space with <see cref="ReplacementLegPlacement.DomainsSeparated"/> false. Does not change
+    /// <paramref name="cluster"/>.
+    /// </summary>
+    public static ReplacementLegPlacement PlaceReplacementLeg(
+        long sizeBytes, Cluster cluster, string staying, IReadOnlyCollection<string> excludedServers)
+    {
+        ArgumentNullException.ThrowIfNull(cluster);
+        ArgumentNullException.ThrowIfNull(excludedServers);
+        ArgumentOutOfRangeException.ThrowIfNegative(sizeBytes);
+        var servers = cluster.DiskServers;
+        var rejections = new List<ServerRejection>();
+        var candidates = new List<int>(servers.Length);
+        for (var i = 0; i < servers.Length; i++)
+        {
+            var name = servers[i].Name;
+            var state = cluster.DiskStates[i];
+            if (name == staying || excludedServers.Contains(name))
+                rejections.Add(new ServerRejection(name, "already holds a leg of this mirror"));
+            else if (state != ServerState.Up)
+                rejections.Add(new ServerRejection(name, state == ServerState.Down ? "down" : "draining"));
+            else if (cluster.DiskFree[i] < sizeBytes)
+                rejections.Add(new ServerRejection(name, $"{Bytes(cluster.DiskFree[i])} free, {Bytes(sizeBytes)} needed"));
+            else
+                candidates.Add(i);
+        }
+        if (candidates.Count == 0)
+            return new ReplacementLegPlacement(null, false, $"no other disk server has {Bytes(sizeBytes)} free", rejections);
+
+        candidates.Sort((a, b) =>
+        {
+            var c = cluster.DiskFree[b].CompareTo(cluster.DiskFree[a]);
+            return c != 0 ? c : a.CompareTo(b);
+        });
+        var labels = cluster.Options.DomainLabels;
+        var stayingLabels = Array.Find(servers, s => s.Name == staying)?.Labels;
+        foreach (var i in candidates)
+        {
+            if (Separated(servers[i].Labels, stayingLabels, labels))
+            {
+                return new ReplacementLegPlacement(servers[i].Name, true,
+                    $"{servers[i].Name} ({Bytes(cluster.DiskFree[i])} free) differs from {staying} in {string.Join(", ", labels)}", rejections);
+            }
+        }
+        var best = servers[candidates[0]];
+        return new ReplacementLegPlacement(best.Name, false,
+            $"no disk server with {Bytes(sizeBytes)} free is in another failure domain than {staying} ({string.Join(", ", labels)}); "
+                + $"{best.Name} ({Bytes(cluster.DiskFree[candidates[0]])} free) is only another server ({Shared(best.Labels, stayingLabels, labels)})",
+            rejections);
+    }
+
+    /// <summary>
     /// True when, for every domain label either server carries, both carry it with different values, and at least one label
     /// was compared (servers without labels prove nothing).
     /// </summary>
