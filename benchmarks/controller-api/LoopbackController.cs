@@ -47,7 +47,7 @@ public sealed class LoopbackController : IAsyncDisposable
     {
         var directory = System.IO.Directory.CreateTempSubdirectory("xenaoe-controller-").FullName;
         var tokenFile = Path.Combine(directory, "token");
-        var token = ControllerDaemon.ReadOrCreateToken(tokenFile);
+        var token = XenAoe.Agents.ApiToken.ReadOrCreate(tokenFile);
         var port = FreeLoopbackPort();
         var options = new ControllerOptions
         {

@@ -9,10 +9,16 @@ public static class AgentHttp
         endpoint.StartsWith("http://", StringComparison.Ordinal) || endpoint.StartsWith("https://", StringComparison.Ordinal);
 
     /// <param name="endpoint">A unix socket path, or a URL such as <c>http://10.77.0.21:7300</c>.</param>
-    public static HttpClient Create(string endpoint, TimeSpan timeout)
+    /// <param name="token">The cluster's API token, sent as a bearer token to URLs (a unix socket needs none).</param>
+    public static HttpClient Create(string endpoint, TimeSpan timeout, string? token = null)
     {
         if (IsUrl(endpoint))
-            return new HttpClient { BaseAddress = new Uri(endpoint.TrimEnd('/') + "/"), Timeout = timeout };
+        {
+            var http = new HttpClient { BaseAddress = new Uri(endpoint.TrimEnd('/') + "/"), Timeout = timeout };
+            if (token is not null)
+                http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            return http;
+        }
         var handler = new SocketsHttpHandler
         {
             ConnectCallback = async (_, ct) =>

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using XenAoe.Agents;
 using XenAoe.Agents.Disk;
 using XenAoe.Aoe;
 using XenAoe.Storage;
@@ -49,12 +50,14 @@ internal static class DiskCommands
         var batch = new Option<int>("--batch") { Description = "Frames per recvmmsg/sendmmsg", DefaultValueFactory = _ => 32 };
         var spin = new Option<int>("--spin-us") { Description = "Microseconds a worker polls for the next frame after a batch before sleeping (0: never poll)", DefaultValueFactory = _ => 50 };
         var listen = new Option<string>("--listen") { Description = "Management address:port for the API (the controller fences through it), e.g. 10.77.0.11:7200" };
-        var command = new Command("serve", "Run the disk server in the foreground until SIGINT/SIGTERM") { Pool, interfaces, buffers, workers, batch, spin, listen };
+        var token = new Option<string>("--token-file") { Description = "The cluster's API token (needed with --listen; created if missing)" };
+        var command = new Command("serve", "Run the disk server in the foreground until SIGINT/SIGTERM") { Pool, interfaces, buffers, workers, batch, spin, listen, token };
         command.SetAction((parse, ct) => CommandErrors.Guard(() => DiskDaemon.RunAsync(new DiskServerOptions
         {
             PoolDirectory = parse.GetValue(Pool)!,
             Interfaces = parse.GetValue(interfaces)!,
             Listen = parse.GetValue(listen) is { } address ? System.Net.IPEndPoint.Parse(address) : null,
+            Token = parse.GetValue(token) is { } file ? ApiToken.ReadOrCreate(file) : null,
             Target = new TargetOptions
             {
                 BufferCount = parse.GetValue(buffers),

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Net;
+using XenAoe.Agents;
 using XenAoe.Agents.Host;
 using XenAoe.Hypervisors;
 
@@ -58,7 +59,8 @@ internal static class HostCommands
         var bridge = new Option<string>("--vm-bridge") { Description = "Bridge the VMs' TAP devices join" };
         var accel = new Option<Accelerator>("--accel") { Description = "CPU virtualization: auto (KVM if it works), kvm or tcg", DefaultValueFactory = _ => Accelerator.Auto };
         var legTimeout = new Option<double>("--leg-timeout") { Description = "Seconds without an answer before a mirror leg is dropped", DefaultValueFactory = _ => 1.5 };
-        var command = new Command("serve", "Run the host daemon until SIGINT/SIGTERM") { name, state, interfaces, listen, bridge, accel, legTimeout };
+        var token = new Option<string>("--token-file") { Description = "The cluster's API token (needed with --listen; created if missing)" };
+        var command = new Command("serve", "Run the host daemon until SIGINT/SIGTERM") { name, state, interfaces, listen, bridge, accel, legTimeout, token };
         command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
             var options = new HostDaemonOptions
@@ -70,6 +72,7 @@ internal static class HostCommands
                 VmBridge = parse.GetValue(bridge),
                 Accelerator = parse.GetValue(accel),
                 LegTimeout = TimeSpan.FromSeconds(parse.GetValue(legTimeout)),
+                Token = parse.GetValue(token) is { } file ? ApiToken.ReadOrCreate(file) : null,
             };
             await HostDaemon.RunAsync(options, ct);
         }));

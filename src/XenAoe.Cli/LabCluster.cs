@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using XenAoe.Agents;
 using XenAoe.Agents.Disk;
 using System.Text.Json;
 using XenAoe.Agents.Host;
@@ -41,6 +42,8 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
 
     public static string HostStateDirectory(string labState, LabServer cpu) => Path.Combine(labState, "hosts", cpu.Name);
 
+    public static string TokenFile(string labState) => Path.Combine(labState, "controller", "token");
+
     public static string PoolDirectory(string labState, LabServer disk) => Path.Combine(labState, "pools", disk.Name);
 
     /// <summary>VM n is .(40+n) on the VM subnet (servers use .1 to .29; the subnet is at least a /26).</summary>
@@ -71,13 +74,16 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
         foreach (var path in jumbo.Paths.Where(p => !p.Passed))
             log.WriteLine($"  warning: {path.Switch} {path.From} -> {path.To} cannot carry {jumbo.Mtu}-byte frames (largest MTU {path.LargestMtu}): {path.Detail}");
 
+        // One token for the cluster: the daemons' management-network APIs and the controller's all require it.
+        var tokenFile = TokenFile(plan.StateDirectory);
+        ApiToken.ReadOrCreate(tokenFile);
         foreach (var disk in plan.Disks)
         {
             Step($"disk server {disk}");
             var pool = CreateDirectory(PoolDirectory(plan.StateDirectory, disk));
             // Polling after each batch buys latency on a dedicated core; here every server shares two cores, so workers sleep.
             await StartDaemonAsync(disk, ["disk", "serve", "--pool", pool, "-i", "eth0", "-i", "eth1", "--spin-us", "0",
-                "--listen", $"{LabPlan.AddressOf(plan.ManagementSubnet, disk)}:{DiskApiPort}"], ct);
+                "--listen", $"{LabPlan.AddressOf(plan.ManagementSubnet, disk)}:{DiskApiPort}", "--token-file", tokenFile], ct);
             using var api = new DiskApiClient(DiskApiClient.SocketPath(pool));
             await WaitForAsync(disk.Name, async () => (await api.ListAsync(ct)).Count >= 0, ct);
         }
@@ -87,7 +93,8 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
             Step($"CPU server {cpu} (QEMU with TCG: KVM cannot run guests on this machine)");
             var state = CreateDirectory(HostStateDirectory(plan.StateDirectory, cpu));
             await StartDaemonAsync(cpu, ["host", "serve", "--name", cpu.Name, "--state-dir", state, "-i", "eth0", "-i", "eth1",
-                "--listen", $"{LabPlan.AddressOf(plan.ManagementSubnet, cpu)}:{HostApiPort}", "--vm-bridge", LabPlan.VmBridge, "--accel", "tcg"], ct);
+                "--listen", $"{LabPlan.AddressOf(plan.ManagementSubnet, cpu)}:{HostApiPort}", "--vm-bridge", LabPlan.VmBridge, "--accel", "tcg",
+                "--token-file", tokenFile], ct);
             using var api = new HostApiClient(Path.Combine(state, "host.sock"));
             await WaitForAsync(cpu.Name, async () => (await api.InfoAsync(ct)).Name == cpu.Name, ct);
         }
@@ -142,8 +149,7 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
     {
         var admin = LabPlan.AdminAddress(plan.ManagementSubnet);
         var directory = CreateDirectory(Path.Combine(plan.StateDirectory, "controller"));
-        var tokenFile = Path.Combine(directory, "token");
-        ControllerDaemon.ReadOrCreateToken(tokenFile);
+        var tokenFile = TokenFile(plan.StateDirectory);
         string storeText;
         var controllers = store == LabStore.Etcd ? 2 : 1;
         if (store == LabStore.Etcd)

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http.Json;
@@ -28,7 +27,8 @@ public static partial class ControllerDaemon
     {
         options.Validate();
         var storeOptions = StateStoreOptions.Parse(options.Store);
-        var token = ReadOrCreateToken(options.TokenFile);
+        var token = ApiToken.ReadOrCreate(options.TokenFile);
+        var agents = new AgentClients(token);
         await using var store = storeOptions.CreateStore();
         await using var election = storeOptions.CreateLeaderElection(store);
         var state = new ControllerState(store);
@@ -50,7 +50,7 @@ public static partial class ControllerDaemon
         ControllerApi.UseErrorsAndAuthentication(app, token);
         app.MapOpenApi();
         Dashboard.Map(app);
-        ControllerApi.Map(app, state, placement, async () =>
+        ControllerApi.Map(app, state, placement, agents, async () =>
             new ControllerHealth(options.Name, election.IsLeader, await LeaderAsync(election), storeOptions.Kind.ToString().ToLowerInvariant()));
         await app.StartAsync(ct).ConfigureAwait(false);
         Console.WriteLine($"{ReadyLine}: {options.Name}, API on {string.Join(", ", options.Listen.Select(l => $"http://{l}"))}, store {options.Store}");
@@ -63,8 +63,8 @@ public static partial class ControllerDaemon
                 await election.CampaignAsync(options.Name, ct).ConfigureAwait(false);
                 Log.Leading(daemonLog, options.Name);
                 using var leading = CancellationTokenSource.CreateLinkedTokenSource(ct, election.LeadershipLost);
-                var runner = new JobRunner(state, new Operations(state, placement), options.Name, log.CreateLogger<JobRunner>());
-                var monitor = new HostMonitor(state, options, log.CreateLogger<HostMonitor>());
+                var runner = new JobRunner(state, new Operations(state, placement, agents), options.Name, log.CreateLogger<JobRunner>());
+                var monitor = new HostMonitor(state, options, agents, log.CreateLogger<HostMonitor>());
                 await Task.WhenAll(runner.RunAsync(leading.Token), monitor.RunAsync(leading.Token)).ConfigureAwait(false);
                 if (!ct.IsCancellationRequested)
                     Log.LeadershipLost(daemonLog, options.Name);
@@ -91,30 +91,6 @@ public static partial class ControllerDaemon
         {
             return null;
         }
-    }
-
-    /// <summary>The API token: read from the file, or a new random one written there (mode 0600) on first start.</summary>
-    public static string ReadOrCreateToken(string path)
-    {
-        if (File.Exists(path))
-        {
-            var existing = File.ReadAllText(path).Trim();
-            if (existing.Length < 16)
-                throw new ArgumentException($"the token in {path} is shorter than 16 characters");
-            return existing;
-        }
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
-        if (!OperatingSystem.IsLinux())
-            throw new PlatformNotSupportedException("the controller runs on Linux");
-        // Created owner-only, so the token is never readable by others, not even for a moment.
-        using (var file = new FileStream(path, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        }))
-        using (var writer = new StreamWriter(file))
-            writer.WriteLine(token);
-        return token;
     }
 
     private static partial class Log

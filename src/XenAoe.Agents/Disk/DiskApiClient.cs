@@ -10,7 +10,8 @@ public sealed class DiskApiClient : IDiskVolumes, IDisposable
     private readonly HttpClient _http;
 
     /// <param name="endpoint">The daemon's unix socket (<see cref="SocketPath"/>), or its management URL (<c>--listen</c>).</param>
-    public DiskApiClient(string endpoint) => _http = AgentHttp.Create(endpoint, TimeSpan.FromSeconds(30));
+    /// <param name="token">The cluster's API token, needed for a URL (see <see cref="ApiToken"/>).</param>
+    public DiskApiClient(string endpoint, string? token = null) => _http = AgentHttp.Create(endpoint, TimeSpan.FromSeconds(30), token);
 
     /// <summary>The daemon's socket for a pool directory.</summary>
     public static string SocketPath(string poolDirectory) => Path.Combine(Path.GetFullPath(poolDirectory), "disk.sock");

@@ -34,6 +34,8 @@ public static class DiskDaemon
         builder.Services.AddHostedService<DiskServer>();
 
         await using var app = builder.Build();
+        if (options.Token is { } token)
+            ApiToken.RequireOverNetwork(app, token);
         DiskApi.Map(app, admin);
         try
         {

@@ -16,12 +16,17 @@ public sealed class DiskServerOptions
     /// <summary>TCP address:port for the API on the management network (the controller fences through it); null: unix socket only.</summary>
     public System.Net.IPEndPoint? Listen { get; init; }
 
+    /// <summary>The cluster's API token, required of every request to <see cref="Listen"/> (the unix socket needs none).</summary>
+    public string? Token { get; init; }
+
     public TargetOptions Target { get; init; } = new();
 
     public void Validate()
     {
         if (Interfaces.Count == 0)
             throw new ArgumentException("name at least one storage interface (--interface)");
+        if (Listen is not null && Token is null)
+            throw new ArgumentException("--listen needs --token-file: the API creates, deletes and fences volumes, so it is never open on the network without a token");
         if (Target.WorkersPerInterface is < 1 or > 64)
             throw new ArgumentException("workers per interface must be 1..64");
         if (Target.BatchSize is < 1 or > 1024)

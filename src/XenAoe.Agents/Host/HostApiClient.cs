@@ -15,10 +15,11 @@ public sealed class HostApiClient : IDisposable
 
     /// <param name="endpoint">A unix socket path, or a URL such as <c>http://10.77.0.21:7300</c>.</param>
     /// <param name="timeout">Per request; a migration's request lasts as long as the migration.</param>
-    public HostApiClient(string endpoint, TimeSpan? timeout = null)
+    /// <param name="token">The cluster's API token, needed for a URL (see <see cref="ApiToken"/>).</param>
+    public HostApiClient(string endpoint, TimeSpan? timeout = null, string? token = null)
     {
         Endpoint = endpoint;
-        _http = AgentHttp.Create(endpoint, timeout ?? TimeSpan.FromMinutes(10));
+        _http = AgentHttp.Create(endpoint, timeout ?? TimeSpan.FromMinutes(10), token);
     }
 
     public string Endpoint { get; }

@@ -45,6 +45,8 @@ public static class HostDaemon
         await using var app = builder.Build();
         var nbd = app.Services.GetRequiredService<NbdServer>();
         var vms = app.Services.GetRequiredService<VmManager>();
+        if (options.Token is { } token)
+            ApiToken.RequireOverNetwork(app, token);
         HostApi.Map(app, vms);
         try
         {

@@ -18,6 +18,9 @@ public sealed class HostDaemonOptions
     /// <summary>TCP address:port for the API on the management network (other hosts call it during migrations); null: unix socket only.</summary>
     public IPEndPoint? Listen { get; init; }
 
+    /// <summary>The cluster's API token: required of every request to <see cref="Listen"/>, and sent to other hosts in migrations.</summary>
+    public string? Token { get; init; }
+
     /// <summary>Storage NICs: every one is a path to every disk server.</summary>
     public required IReadOnlyList<string> StorageInterfaces { get; init; }
 
@@ -50,6 +53,8 @@ public sealed class HostDaemonOptions
             throw new ArgumentException("a CPU server needs at least one storage NIC (--interface)");
         if (string.IsNullOrWhiteSpace(Name))
             throw new ArgumentException("the host needs a name");
+        if (Listen is not null && Token is null)
+            throw new ArgumentException("--listen needs --token-file: the API starts and kills VMs, so it is never open on the network without a token");
         if (Listen is { Address: var address } && (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any)))
             throw new ArgumentException("--listen needs the management address itself (migrations are sent to it), not a wildcard");
     }

@@ -25,7 +25,7 @@ public sealed partial class VmManager
                 throw HostException.Conflict($"VM '{name}' is {vm.Role.ToString().ToLowerInvariant()}");
             if (request.Destination == _options.ApiUrl)
                 throw new HostException($"VM '{name}' already runs on {_options.Name}");
-            using var destination = new HostApiClient(request.Destination);
+            using var destination = new HostApiClient(request.Destination, token: _options.Token);
             vm.Role = VmRole.Migrating;
             var report = new MigrationReport(request.Destination, "preparing", null, null, null, null, null, null, null);
             vm.Migration = report;

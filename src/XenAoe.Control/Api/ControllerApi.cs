@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -8,7 +7,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.AspNetCore.Routing;
-using XenAoe.Agents.Disk;
+using XenAoe.Agents;
 using XenAoe.Agents.Host;
 using XenAoe.Control.Model;
 using XenAoe.Control.Store;
@@ -22,7 +21,7 @@ namespace XenAoe.Control.Api;
 /// </summary>
 public static partial class ControllerApi
 {
-    public static void Map(IEndpointRouteBuilder app, ControllerState state, Placement placement, Func<Task<ControllerHealth>> health)
+    public static void Map(IEndpointRouteBuilder app, ControllerState state, Placement placement, AgentClients agents, Func<Task<ControllerHealth>> health)
     {
         var api = app.MapGroup("/api/v1");
         api.MapGet("/health", async () => Results.Ok(await health()));
@@ -32,7 +31,7 @@ public static partial class ControllerApi
         {
             CheckName(request.Name, "host");
             CheckUrl(request.ApiUrl);
-            using var client = new HostApiClient(request.ApiUrl, TimeSpan.FromSeconds(5));
+            using var client = agents.Host(request.ApiUrl, TimeSpan.FromSeconds(5));
             var info = await Reach(() => client.InfoAsync(ct), $"host daemon at {request.ApiUrl}");
             var host = new HostRecord
             {
@@ -57,7 +56,7 @@ public static partial class ControllerApi
             CheckUrl(request.ApiUrl);
             if (request.Shelf >= 0xFFFF)
                 throw new ControlException("shelf 65535 is the broadcast address");
-            using var client = new DiskApiClient(request.ApiUrl);
+            using var client = agents.Disk(request.ApiUrl);
             var space = await Reach(() => client.SpaceAsync(ct), $"disk daemon at {request.ApiUrl}");
             var disk = new DiskServerRecord { Name = request.Name, ApiUrl = request.ApiUrl, Shelf = request.Shelf, Labels = request.Labels ?? [], FreeBytes = space.FreeBytes };
             await state.PutDiskServerAsync(disk, ct);
@@ -173,7 +172,7 @@ public static partial class ControllerApi
                 // Routing matches paths in any letter case, so this test must too: /API/v1/vms is /api/v1/vms.
                 var path = context.Request.Path.Value ?? "";
                 if (path.StartsWith("/api/", StringComparison.OrdinalIgnoreCase) && !path.Equals("/api/v1/health", StringComparison.OrdinalIgnoreCase)
-                    && !Authorized(context, expected))
+                    && !ApiToken.Matches(context, expected))
                 {
                     context.Response.Headers.WWWAuthenticate = "Bearer";
                     await Write(context, StatusCodes.Status401Unauthorized, "missing or wrong bearer token (Authorization: Bearer TOKEN; the token is in the controller's token file)");
@@ -198,15 +197,6 @@ public static partial class ControllerApi
                 await Write(context, StatusCodes.Status503ServiceUnavailable, $"the state store is unavailable: {e.Message}");
             }
         });
-    }
-
-    private static bool Authorized(HttpContext context, byte[] expected)
-    {
-        var header = context.Request.Headers.Authorization.ToString();
-        // The scheme name is case-insensitive (RFC 9110); the token is not.
-        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
-            return false;
-        return CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(header["Bearer ".Length..].Trim()), expected);
     }
 
     private static Task Write(HttpContext context, int status, string message)

@@ -12,7 +12,7 @@ namespace XenAoe.Control.Health;
 /// host that answers again has its stale copies of those VMs killed before it is marked up: they are fenced and cannot
 /// write, but they must not linger.
 /// </summary>
-public sealed partial class HostMonitor(ControllerState state, ControllerOptions options, ILogger<HostMonitor> log)
+public sealed partial class HostMonitor(ControllerState state, ControllerOptions options, AgentClients agents, ILogger<HostMonitor> log)
 {
     private readonly Dictionary<string, DateTimeOffset> _lastAnswer = [];
 
@@ -56,7 +56,7 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
 
     private async Task<HostInfo?> AskAsync(HostRecord host, CancellationToken ct)
     {
-        using var client = new HostApiClient(host.ApiUrl, options.HeartbeatTimeout);
+        using var client = agents.Host(host.ApiUrl, options.HeartbeatTimeout);
         try
         {
             return await client.InfoAsync(ct).ConfigureAwait(false);
@@ -105,7 +105,7 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
 
     private async Task KillStaleVmsAsync(HostRecord host, CancellationToken ct)
     {
-        using var client = new HostApiClient(host.ApiUrl, TimeSpan.FromSeconds(30));
+        using var client = agents.Host(host.ApiUrl, TimeSpan.FromSeconds(30));
         var records = (await state.VmsAsync(ct).ConfigureAwait(false)).ToDictionary(v => v.Name);
         foreach (var vm in await client.ListAsync(ct).ConfigureAwait(false))
         {
@@ -120,7 +120,7 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
     {
         foreach (var disk in await state.DiskServersAsync(ct).ConfigureAwait(false))
         {
-            using var client = new DiskApiClient(disk.ApiUrl);
+            using var client = agents.Disk(disk.ApiUrl);
             PoolSpace? space;
             try
             {

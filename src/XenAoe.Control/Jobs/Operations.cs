@@ -1,5 +1,4 @@
 using System.Globalization;
-using XenAoe.Agents.Disk;
 using XenAoe.Agents.Host;
 using XenAoe.Aoe;
 using XenAoe.Control.Model;
@@ -12,7 +11,7 @@ namespace XenAoe.Control.Jobs;
 /// What each kind of job does, step by step, against the host and disk daemons. Steps are safe to repeat: each checks what is
 /// already done (a volume that exists, a VM that already runs on the chosen host) before acting.
 /// </summary>
-public sealed class Operations(ControllerState state, Placement placement)
+public sealed class Operations(ControllerState state, Placement placement, AgentClients agents)
 {
     public static readonly IReadOnlyList<string> Kinds =
         ["vm-create", "vm-start", "vm-stop", "vm-reboot", "vm-migrate", "vm-failover", "vm-delete", "vm-replace-leg", "host-evacuate", "disk-drain"];
@@ -90,7 +89,7 @@ public sealed class Operations(ControllerState state, Placement placement)
         await job.StepAsync("format", async () =>
         {
             var host = await HostAsync(hostName, job.Cancellation).ConfigureAwait(false);
-            using var client = new HostApiClient(host.ApiUrl, AgentTimeout);
+            using var client = agents.Host(host.ApiUrl, AgentTimeout);
             var result = await client.FormatDiskAsync(new FormatDiskRequest([job.RequiredParameter("leg0Address"), job.RequiredParameter("leg1Address")],
                 job.Parameter("image")), job.Cancellation).ConfigureAwait(false);
             return $"mirror of {result.SizeBytes} bytes, {result.ImageBytes} bytes of image written to both legs";
@@ -133,7 +132,7 @@ public sealed class Operations(ControllerState state, Placement placement)
         var host = await HostAsync(vm.Host ?? throw new ControlException($"{vm.Name} is not running", 409), job.Cancellation).ConfigureAwait(false);
         await job.StepAsync("reboot", async () =>
         {
-            using var client = new HostApiClient(host.ApiUrl, AgentTimeout);
+            using var client = agents.Host(host.ApiUrl, AgentTimeout);
             await client.RebootAsync(vm.Name, job.Cancellation).ConfigureAwait(false);
         }).ConfigureAwait(false);
         return $"{vm.Name} reset on {host.Name}";
@@ -186,7 +185,7 @@ public sealed class Operations(ControllerState state, Placement placement)
                 try
                 {
                     var server = await DiskServerAsync(leg.DiskServer, job.Cancellation).ConfigureAwait(false);
-                    using var disk = new DiskApiClient(server.ApiUrl);
+                    using var disk = agents.Disk(server.ApiUrl);
                     await disk.SetReservationAsync(leg.Volume, macs, job.Cancellation).ConfigureAwait(false);
                     fenced.Add($"{leg.DiskServer}:{leg.Volume}");
                 }
@@ -214,7 +213,7 @@ public sealed class Operations(ControllerState state, Placement placement)
             foreach (var leg in vm.Disks.SelectMany(d => d.Legs))
             {
                 var server = await DiskServerAsync(leg.DiskServer, job.Cancellation).ConfigureAwait(false);
-                using var disk = new DiskApiClient(server.ApiUrl);
+                using var disk = agents.Disk(server.ApiUrl);
                 try
                 {
                     await disk.DeleteAsync(leg.Volume, force: true, job.Cancellation).ConfigureAwait(false);
@@ -388,7 +387,7 @@ public sealed class Operations(ControllerState state, Placement placement)
             try
             {
                 var server = await DiskServerAsync(serverName, ct).ConfigureAwait(false);
-                using var disk = new DiskApiClient(server.ApiUrl);
+                using var disk = agents.Disk(server.ApiUrl);
                 await disk.DeleteAsync(volume, force: true, ct).ConfigureAwait(false);
                 return $"{serverName}:{volume} deleted";
             }
@@ -455,21 +454,21 @@ public sealed class Operations(ControllerState state, Placement placement)
         var hostName = vm.Host ?? throw new ControlException(
             $"{vmName} is not running: only a running VM's leg can be replaced (its host's mirror copies the data); start it first", 409);
         var host = await HostAsync(hostName, ct).ConfigureAwait(false);
-        return (new HostApiClient(host.ApiUrl, AgentTimeout), hostName);
+        return (agents.Host(host.ApiUrl, AgentTimeout), hostName);
     }
 
     /// <summary>Moves one VM; with <paramref name="job"/>, its figures (milliseconds) are kept as the job's parameters.</summary>
     private async Task<string?> MigrateOneAsync(string name, string from, string to, CancellationToken ct, JobContext? job = null)
     {
         var (source, destination) = (await HostAsync(from, ct).ConfigureAwait(false), await HostAsync(to, ct).ConfigureAwait(false));
-        using var destinationClient = new HostApiClient(destination.ApiUrl, AgentTimeout);
+        using var destinationClient = agents.Host(destination.ApiUrl, AgentTimeout);
         if (await destinationClient.GetAsync(name, ct).ConfigureAwait(false) is { Role: "running" })
         {
             // A repeated step: the migration finished before the controller recorded it.
             await state.UpdateVmAsync(name, v => v with { Host = to }, ct).ConfigureAwait(false);
             return $"already on {to}";
         }
-        using var sourceClient = new HostApiClient(source.ApiUrl, AgentTimeout);
+        using var sourceClient = agents.Host(source.ApiUrl, AgentTimeout);
         var report = await sourceClient.MigrateAsync(name, new MigrateVmRequest(destination.ApiUrl), ct).ConfigureAwait(false);
         if (report.Phase != "completed")
             throw new ControlException($"migration of {name} to {to} failed: {report.Error}", 409);
@@ -489,7 +488,7 @@ public sealed class Operations(ControllerState state, Placement placement)
     {
         var vm = await VmAsync(name, ct).ConfigureAwait(false);
         var host = await HostAsync(hostName, ct).ConfigureAwait(false);
-        using var client = new HostApiClient(host.ApiUrl, AgentTimeout);
+        using var client = agents.Host(host.ApiUrl, AgentTimeout);
         if (await client.GetAsync(name, ct).ConfigureAwait(false) is not { Role: "running" })
             await client.StartAsync(new StartVmRequest(Definition(vm), TakeOver: takeOver, AllowDegraded: takeOver), ct).ConfigureAwait(false);
         await state.UpdateVmAsync(name, v => v with { Host = hostName, Desired = VmDesiredState.Running }, ct).ConfigureAwait(false);
@@ -500,7 +499,7 @@ public sealed class Operations(ControllerState state, Placement placement)
     {
         if (vm.Host is null || await state.HostAsync(vm.Host, ct).ConfigureAwait(false) is not { } host)
             return;
-        using var client = new HostApiClient(host.ApiUrl, AgentTimeout);
+        using var client = agents.Host(host.ApiUrl, AgentTimeout);
         if (await client.GetAsync(vm.Name, ct).ConfigureAwait(false) is null)
             return;
         if (force)
@@ -510,9 +509,9 @@ public sealed class Operations(ControllerState state, Placement placement)
     }
 
     /// <summary>The volume named <paramref name="name"/> on the server, created in its shelf's lowest free slot when missing.</summary>
-    private static async Task<VolumeSpec> EnsureVolumeAsync(DiskServerRecord server, string name, long sizeBytes, CancellationToken ct)
+    private async Task<VolumeSpec> EnsureVolumeAsync(DiskServerRecord server, string name, long sizeBytes, CancellationToken ct)
     {
-        using var disk = new DiskApiClient(server.ApiUrl);
+        using var disk = agents.Disk(server.ApiUrl);
         var volumes = await disk.ListAsync(ct).ConfigureAwait(false);
         if (volumes.FirstOrDefault(v => v.Name == name) is { } existing)
             return existing;

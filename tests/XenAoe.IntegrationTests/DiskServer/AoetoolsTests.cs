@@ -106,6 +106,39 @@ public sealed class AoetoolsTests
     }
 
     [Fact]
+    public async Task The_api_on_the_management_network_needs_the_token_while_the_local_socket_does_not()
+    {
+        await using var lab = await NetworkLab.CreateAsync();
+        await using var disk = DiskServerHost.Create(await lab.AddHostAsync("disk"));
+        await disk.CreateVolumeAsync("vm1", "e1.0", "8M");
+        var refused = await DiskServerHost.CliAsync("disk", "serve", "--pool", disk.Pool, "-i", "eth0", "--listen", "127.0.0.1:7200");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("--listen needs --token-file", refused.StdErr, StringComparison.Ordinal);
+
+        var tokenFile = Path.Combine(disk.Pool, "token");
+        await disk.StartAsync("--listen", "127.0.0.1:7200", "--token-file", tokenFile);
+        var token = (await File.ReadAllTextAsync(tokenFile)).Trim();
+        // The API listens on the disk server's own loopback: the requests are made from inside its namespace.
+        using var http = NamespaceHttp.Create(disk.Host.Namespace, TimeSpan.FromSeconds(5));
+        async Task<HttpResponseMessage> GetAsync(string? bearer)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "http://127.0.0.1:7200/v1/volumes");
+            if (bearer is not null)
+                request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", bearer);
+            return await http.SendAsync(request);
+        }
+        var denied = await GetAsync(null);
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, denied.StatusCode);
+        Assert.Contains("bearer token", await denied.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await GetAsync("not-the-token-at-all")).StatusCode);
+        var allowed = await GetAsync(token);
+        Assert.Equal(System.Net.HttpStatusCode.OK, allowed.StatusCode);
+        Assert.Contains("\"vm1\"", await allowed.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        // The local socket (root on this machine) needs no token.
+        (await DiskServerHost.CliAsync("disk", "volume", "list", "--pool", disk.Pool)).EnsureSuccess();
+    }
+
+    [Fact]
     public async Task Volume_administration_works_while_the_daemon_serves_the_pool()
     {
         await using var lab = await NetworkLab.CreateAsync();

@@ -31,9 +31,9 @@ public sealed class DiskServerHost : IAsyncDisposable
     public async Task CreateVolumeAsync(string name, string address, string size, params string[] extra) =>
         (await CliAsync(["disk", "volume", "create", name, "--pool", Pool, "--address", address, "--size", size, .. extra])).EnsureSuccess();
 
-    public async Task StartAsync()
+    public async Task StartAsync(params string[] extra)
     {
-        var args = new List<string> { CliDll, "disk", "serve", "--pool", Pool };
+        List<string> args = [CliDll, "disk", "serve", "--pool", Pool, .. extra];
         foreach (var nic in Host.Nics)
             args.AddRange(["--interface", nic]);
         _process = Host.Start("dotnet", [.. args]);
