@@ -1,9 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 using XenAoe.Agents.Host;
-using XenAoe.IntegrationTests.DiskServer;
 using XenAoe.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -17,9 +15,7 @@ namespace XenAoe.IntegrationTests.Lab;
 [Trait("Category", "Integration")]
 public sealed class LabEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    private const string VmAddress = "10.77.1.41";
-    private readonly string _prefix = "xe" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3))[..5];
-    private readonly string _state = Directory.CreateTempSubdirectory("xenaoe-lab-test-").FullName;
+    private readonly CliLab _lab = new("xe");
 
     public Task InitializeAsync() => Task.CompletedTask;
 
@@ -27,21 +23,19 @@ public sealed class LabEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task A_vm_boots_from_its_mirror_answers_on_its_console_and_migrates_under_load_even_when_a_disk_server_dies()
     {
         var clock = Stopwatch.StartNew();
-        var up = await CliAsync(TimeSpan.FromMinutes(8), "lab", "up", "--prefix", _prefix, "--state-dir", _state);
-        output.WriteLine(up.StdOut);
-        up.EnsureSuccess();
+        var up = await _lab.UpAsync(output);
         output.WriteLine($"lab up took {clock.Elapsed.TotalSeconds:0.0} s");
-        Assert.Contains($"vm1 answers at http://{VmAddress}/counter", up.StdOut);
+        Assert.Contains($"vm1 answers at {CliLab.VmUrl}", up.StdOut);
 
-        var console = await CliAsync(TimeSpan.FromSeconds(60), "console", "vm1", input: "echo marker-$((40+2))\n");
+        var console = await _lab.CliAsync(TimeSpan.FromSeconds(60), ["console", "vm1"], input: "echo marker-$((40+2))\n");
         Assert.Contains("marker-42", console.StdOut);
 
         // More write load than the counter's: a loop rewriting 2 MiB with fsync, reporting any failure on the console.
-        (await CliAsync(TimeSpan.FromSeconds(60), "console", "vm1",
+        (await _lab.CliAsync(TimeSpan.FromSeconds(60), ["console", "vm1"],
             input: "(while true; do dd if=/dev/urandom of=/root/load bs=64k count=32 conv=fsync 2>/dev/null || echo XENAOE-LOAD-ERROR > /dev/console; done) &\n"))
             .EnsureSuccess();
 
-        await using var watcher = HttpWatcher.Start(_prefix + "-sw", $"http://{VmAddress}/counter");
+        await using var watcher = HttpWatcher.Start(_lab.Prefix + "-sw", CliLab.VmUrl);
         await watcher.WaitForAnswersAsync(5);
 
         var reports = new List<JsonElement>();
@@ -49,8 +43,8 @@ public sealed class LabEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
             reports.Add(await MigrateAsync(to));
 
         // A disk server dies while the VM's memory is being sent: the VM arrives, its mirror degraded, and keeps writing.
-        var disk2 = await DaemonPidAsync("disk2");
-        using (var source = new HostApiClient(Path.Combine(_state, "hosts", "cpu2", "host.sock")))
+        var disk2 = await _lab.DaemonPidAsync("disk2");
+        using (var source = new HostApiClient(_lab.HostSocket("cpu2")))
         {
             var migration = MigrateAsync("cpu1");
             // Polled tightly: the memory goes over in a few hundred milliseconds.
@@ -67,7 +61,7 @@ public sealed class LabEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
         var before = watcher.Latest;
         await watcher.WaitForAnswersAsync(10);
         await Eventually.TrueAsync(() => watcher.Latest > before + 5, TimeSpan.FromSeconds(30), "the counter to keep growing after the last migration");
-        var show = await CliAsync(TimeSpan.FromSeconds(30), "vm", "show", "vm1", "--json");
+        var show = await _lab.CliAsync("vm", "show", "vm1", "--json");
         using (var vm = JsonDocument.Parse(show.EnsureSuccess().StdOut))
             Assert.Equal("degraded", vm.RootElement.GetProperty("disks")[0].GetProperty("health").GetString());
 
@@ -80,7 +74,7 @@ public sealed class LabEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True(stats.Monotonic, "the counter served over HTTP never went back");
 
         // The VM's current serial log: each host keeps the log of the copy it runs, from its arrival on.
-        var serial = File.ReadAllText(SerialLog("cpu1"));
+        var serial = File.ReadAllText(Path.Combine(_lab.State, "hosts", "cpu1", "run", "vm1", "serial.log"));
         Assert.DoesNotContain("XENAOE-GUEST IO-ERROR", serial);
         Assert.DoesNotContain("XENAOE-LOAD-ERROR", serial);
         Assert.DoesNotContain("I/O error", serial);
@@ -90,48 +84,22 @@ public sealed class LabEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
 
     private async Task<JsonElement> MigrateAsync(string to)
     {
-        var result = await CliAsync(TimeSpan.FromMinutes(2), "vm", "migrate", "vm1", "--to", to, "--json");
+        var result = await _lab.CliAsync(TimeSpan.FromMinutes(2), ["vm", "migrate", "vm1", "--to", to, "--json"]);
         output.WriteLine($"migrate to {to}: {result.StdOut.Trim()} {result.StdErr.Trim()}");
         using var report = JsonDocument.Parse(result.EnsureSuccess().StdOut);
         return report.RootElement.Clone();
     }
 
-    private async Task<int> DaemonPidAsync(string name)
-    {
-        using var status = JsonDocument.Parse((await CliAsync(TimeSpan.FromSeconds(30), "lab", "status", "--state-dir", _state, "--json")).EnsureSuccess().StdOut);
-        return status.RootElement.GetProperty("processes").EnumerateArray().Single(p => p.GetProperty("name").GetString() == name).GetProperty("pid").GetInt32();
-    }
-
-    private string SerialLog(string host) => Path.Combine(_state, "hosts", host, "run", "vm1", "serial.log");
-
     private async Task DownAndCheckAsync()
     {
-        (await CliAsync(TimeSpan.FromMinutes(2), "lab", "down", "--state-dir", _state)).EnsureSuccess();
+        (await _lab.CliAsync("lab", "down", "--state-dir", _lab.State)).EnsureSuccess();
         var namespaces = (await Command.RunAsync("ip", "netns", "list")).EnsureSuccess().StdOut;
-        Assert.DoesNotContain(_prefix + "-", namespaces);
-        var leftovers = await Command.RunAsync("pgrep", "-f", _state);
+        Assert.DoesNotContain(_lab.Prefix + "-", namespaces);
+        var leftovers = await Command.RunAsync("pgrep", "-f", _lab.State);
         Assert.True(leftovers.ExitCode == 1, $"processes still run with the lab's files: {leftovers.StdOut}");
     }
 
-    /// <summary>Runs the CLI with this lab as the default one.</summary>
-    private Task<CommandResult> CliAsync(TimeSpan timeout, string first, params string[] rest) => CliAsync(timeout, [first, .. rest], input: null);
-
-    /// <summary>Runs the CLI with this lab as the default one, typing <paramref name="input"/> on its stdin.</summary>
-    private Task<CommandResult> CliAsync(TimeSpan timeout, string first, string second, string input) => CliAsync(timeout, [first, second], input);
-
-    private Task<CommandResult> CliAsync(TimeSpan timeout, string[] args, string? input)
-    {
-        // bash supplies the input through a pipe (the command runner closes stdin) and the environment naming this lab.
-        const string Script = "printf '%s' \"$1\" | XENAOE_LAB=\"$2\" dotnet \"$3\" \"${@:4}\"";
-        return Command.RunAsync("bash", ["-c", Script, "bash", input ?? "", _state, DiskServerHost.CliDll, .. args], timeout);
-    }
-
-    public async Task DisposeAsync()
-    {
-        // Whatever happened, the lab goes (down is idempotent), then its state folder.
-        await Command.RunAsync("dotnet", [DiskServerHost.CliDll, "lab", "down", "--state-dir", _state], TimeSpan.FromMinutes(2));
-        Directory.Delete(_state, recursive: true);
-    }
+    public async Task DisposeAsync() => await _lab.DisposeAsync();
 
     /// <summary>Polls a URL inside a namespace every 50 ms: how many answers, how many failures, and whether the number ever went back.</summary>
     private sealed class HttpWatcher : IAsyncDisposable

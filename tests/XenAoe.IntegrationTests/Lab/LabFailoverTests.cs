@@ -1,9 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 using XenAoe.IntegrationTests.DataPath;
-using XenAoe.IntegrationTests.DiskServer;
 using XenAoe.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -18,19 +16,16 @@ namespace XenAoe.IntegrationTests.Lab;
 [Trait("Category", "Integration")]
 public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    private const string VmUrl = "http://10.77.1.41/counter";
     private static readonly TimeSpan FailoverDeadline = TimeSpan.FromSeconds(60);
-    private readonly string _prefix = "xf" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3))[..5];
-    private readonly string _state = Directory.CreateTempSubdirectory("xenaoe-lab-ha-").FullName;
-    private HttpClient? _http;
+    private readonly CliLab _lab = new("xf");
 
     public Task InitializeAsync() => Task.CompletedTask;
 
     [Fact]
     public async Task A_cpu_server_killed_has_its_vm_restarted_on_the_other_one_with_its_counter_intact()
     {
-        await UpAsync();
-        var before = await CounterAfterAsync(3);
+        await _lab.UpAsync(output);
+        var before = await _lab.CounterAfterAsync(3);
         var clock = Stopwatch.StartNew();
         KillNamespace("cpu1", XenAoe.Lab.Signal.Kill);
         var after = await WaitForVmOnAsync("cpu2", before);
@@ -42,8 +37,8 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task A_frozen_cpu_server_is_fenced_its_vm_restarts_elsewhere_and_once_thawed_its_writes_are_refused_and_nothing_is_corrupted()
     {
-        await UpAsync();
-        var before = await CounterAfterAsync(3);
+        await _lab.UpAsync(output);
+        var before = await _lab.CounterAfterAsync(3);
         var refusedBefore = await ReservedRefusalsAsync();
         var clock = Stopwatch.StartNew();
         var frozen = KillNamespace("cpu1", XenAoe.Lab.Signal.Stop);
@@ -58,15 +53,15 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
         await Eventually.TrueAsync(async () => await ListOnHostAsync("cpu1") == 0, TimeSpan.FromSeconds(30), "the stale vm1 on cpu1 to be killed");
         output.WriteLine($"reservation refusals at the disk servers: {refusedBefore} -> {await ReservedRefusalsAsync()}");
 
-        Assert.Contains("\"host\":\"cpu2\"", (await CliAsync("vm", "list", "--json")).EnsureSuccess().StdOut, StringComparison.Ordinal);
-        var later = await CounterAfterAsync(after + 5);
+        Assert.Contains("\"host\":\"cpu2\"", (await _lab.CliAsync("vm", "list", "--json")).EnsureSuccess().StdOut, StringComparison.Ordinal);
+        var later = await _lab.CounterAfterAsync(after + 5);
 
         // Stopped cleanly, both legs hold the same bytes and the guest's file system checks clean.
-        (await CliAsync("vm", "stop", "vm1")).EnsureSuccess();
-        var leg1 = Path.Combine(_state, "pools", "disk1", "vm1-root.img");
-        var leg2 = Path.Combine(_state, "pools", "disk2", "vm1-root.img");
+        (await _lab.CliAsync("vm", "stop", "vm1")).EnsureSuccess();
+        var leg1 = Path.Combine(_lab.PoolOf("disk1"), "vm1-root.img");
+        var leg2 = Path.Combine(_lab.PoolOf("disk2"), "vm1-root.img");
         Assert.True(MirrorLab.DataOf(leg1, 64 << 20).AsSpan().SequenceEqual(MirrorLab.DataOf(leg2, 64 << 20)), "both legs hold the same file system");
-        var image = Path.Combine(_state, "root-copy.img");
+        var image = Path.Combine(_lab.State, "root-copy.img");
         await File.WriteAllBytesAsync(image, MirrorLab.DataOf(leg1, 64 << 20));
         var fsck = await Command.RunAsync("e2fsck", "-fn", image);
         output.WriteLine(fsck.StdOut);
@@ -78,18 +73,18 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task With_etcd_the_standby_controller_takes_over_when_the_leader_dies_and_finishes_its_job()
     {
-        await UpAsync("--store", "etcd");
-        using var status = JsonDocument.Parse((await CliAsync("controller", "status", "--json")).EnsureSuccess().StdOut);
+        await _lab.UpAsync(output, "--store", "etcd");
+        using var status = JsonDocument.Parse((await _lab.CliAsync("controller", "status", "--json")).EnsureSuccess().StdOut);
         var leader = status.RootElement.GetProperty("leaderName").GetString()!;
-        var pid = await DaemonPidAsync(leader);
+        var pid = await _lab.DaemonPidAsync(leader);
 
-        var job = JsonDocument.Parse((await CliAsync("vm", "migrate", "vm1", "--to", "cpu2", "--no-wait", "--json")).EnsureSuccess().StdOut).RootElement.GetProperty("id").GetString()!;
+        var job = JsonDocument.Parse((await _lab.CliAsync("vm", "migrate", "vm1", "--to", "cpu2", "--no-wait", "--json")).EnsureSuccess().StdOut).RootElement.GetProperty("id").GetString()!;
         Assert.True(XenAoe.Lab.Signal.Send(pid, XenAoe.Lab.Signal.Kill), $"{leader} was running");
         var clock = Stopwatch.StartNew();
         string? newLeader = null;
         await Eventually.TrueAsync(async () =>
         {
-            var result = await CliAsync("controller", "status", "--json");
+            var result = await _lab.CliAsync("controller", "status", "--json");
             if (!result.Succeeded)
                 return false;
             using var now = JsonDocument.Parse(result.StdOut);
@@ -98,42 +93,14 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
         }, TimeSpan.FromSeconds(30), "the standby controller to lead");
         output.WriteLine($"{leader} killed; {newLeader} leads after {clock.Elapsed.TotalSeconds:0.0} s");
 
-        var watched = await CliAsync("job", "watch", job);
+        var watched = await _lab.CliAsync("job", "watch", job);
         output.WriteLine(watched.StdOut + watched.StdErr);
         watched.EnsureSuccess();
-        using var shown = JsonDocument.Parse((await CliAsync("job", "show", job, "--json")).EnsureSuccess().StdOut);
+        using var shown = JsonDocument.Parse((await _lab.CliAsync("job", "show", job, "--json")).EnsureSuccess().StdOut);
         output.WriteLine($"job {job}: owner {shown.RootElement.GetProperty("owner")}, attempts {shown.RootElement.GetProperty("attempts")}");
-        using var vm = JsonDocument.Parse((await CliAsync("vm", "show", "vm1", "--json")).EnsureSuccess().StdOut);
+        using var vm = JsonDocument.Parse((await _lab.CliAsync("vm", "show", "vm1", "--json")).EnsureSuccess().StdOut);
         Assert.Contains("cpu2", vm.RootElement.ToString(), StringComparison.Ordinal);
-        await CounterAfterAsync(1);
-    }
-
-    private async Task UpAsync(params string[] extra)
-    {
-        var up = await CliAsync(TimeSpan.FromMinutes(8), ["lab", "up", "--prefix", _prefix, "--state-dir", _state, .. extra]);
-        output.WriteLine(up.StdOut);
-        up.EnsureSuccess();
-        _http = XenAoe.Lab.NamespaceHttp.Create(_prefix + "-sw", TimeSpan.FromSeconds(2));
-    }
-
-    /// <summary>The VM's counter once it has reached <paramref name="atLeast"/>.</summary>
-    private async Task<long> CounterAfterAsync(long atLeast)
-    {
-        long value = -1;
-        await Eventually.TrueAsync(async () => (value = await CounterAsync() ?? -1) >= atLeast, TimeSpan.FromSeconds(60), $"vm1's counter to reach {atLeast}");
-        return value;
-    }
-
-    private async Task<long?> CounterAsync()
-    {
-        try
-        {
-            return long.Parse((await _http!.GetStringAsync(VmUrl)).Trim(), CultureInfo.InvariantCulture);
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or FormatException)
-        {
-            return null;
-        }
+        await _lab.CounterAfterAsync(1);
     }
 
     /// <summary>Waits until the controller places vm1 on <paramref name="host"/> and it answers with a counter not below <paramref name="floor"/>.</summary>
@@ -142,20 +109,20 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < FailoverDeadline)
         {
-            if (await CounterAsync() is { } counter && (await CliAsync("vm", "list", "--json")).StdOut.Contains($"\"host\":\"{host}\"", StringComparison.Ordinal))
+            if (await _lab.CounterAsync() is { } counter && (await _lab.CliAsync("vm", "list", "--json")).StdOut.Contains($"\"host\":\"{host}\"", StringComparison.Ordinal))
             {
                 Assert.True(counter >= floor, $"vm1 answered {counter} on {host}, below the {floor} it had reached before the failure");
                 return counter;
             }
             await Task.Delay(TimeSpan.FromMilliseconds(100));
         }
-        var jobs = await CliAsync("job", "list");
+        var jobs = await _lab.CliAsync("job", "list");
         throw new TimeoutException($"vm1 did not come back on {host} within {FailoverDeadline.TotalSeconds} s; jobs:\n{jobs.StdOut}{jobs.StdErr}");
     }
 
     private async Task CheckJobAsync(string kind)
     {
-        using var jobs = JsonDocument.Parse((await CliAsync("job", "list", "--json")).EnsureSuccess().StdOut);
+        using var jobs = JsonDocument.Parse((await _lab.CliAsync("job", "list", "--json")).EnsureSuccess().StdOut);
         var failover = jobs.RootElement.EnumerateArray().Last(j => j.GetProperty("kind").GetString() == kind);
         Assert.Equal("Succeeded", failover.GetProperty("state").GetString());
         var steps = failover.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("name").GetString()).ToList();
@@ -165,7 +132,7 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
     /// <summary>Signals every process in a lab server's namespace; returns their pids.</summary>
     private int[] KillNamespace(string server, int signal)
     {
-        var pids = Command.RunAsync("ip", "netns", "pids", $"{_prefix}-{server}").GetAwaiter().GetResult().EnsureSuccess().StdOut
+        var pids = Command.RunAsync("ip", "netns", "pids", $"{_lab.Prefix}-{server}").GetAwaiter().GetResult().EnsureSuccess().StdOut
             .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
         Assert.NotEmpty(pids);
         foreach (var pid in pids)
@@ -178,35 +145,17 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
         long total = 0;
         foreach (var disk in new[] { "disk1", "disk2" })
         {
-            var counters = (await CliAsync("disk", "counters", "--pool", Path.Combine(_state, "pools", disk), "--json")).EnsureSuccess().StdOut;
+            var counters = (await _lab.CliAsync("disk", "counters", "--pool", _lab.PoolOf(disk), "--json")).EnsureSuccess().StdOut;
             total += JsonSerializer.Deserialize<Dictionary<string, long>>(counters)!["reserved"];
         }
         return total;
     }
 
-    private string HostSocket(string host) => Path.Combine(_state, "hosts", host, "host.sock");
-
     private async Task<int> ListOnHostAsync(string host)
     {
-        using var client = new XenAoe.Agents.Host.HostApiClient(HostSocket(host), TimeSpan.FromSeconds(5));
+        using var client = new XenAoe.Agents.Host.HostApiClient(_lab.HostSocket(host), TimeSpan.FromSeconds(5));
         return (await client.ListAsync()).Count;
     }
 
-    private async Task<int> DaemonPidAsync(string name)
-    {
-        using var status = JsonDocument.Parse((await CliAsync("lab", "status", "--state-dir", _state, "--json")).EnsureSuccess().StdOut);
-        return status.RootElement.GetProperty("processes").EnumerateArray().Single(p => p.GetProperty("name").GetString() == name).GetProperty("pid").GetInt32();
-    }
-
-    private Task<CommandResult> CliAsync(params string[] args) => CliAsync(TimeSpan.FromSeconds(90), args);
-
-    private Task<CommandResult> CliAsync(TimeSpan timeout, string[] args) =>
-        Command.RunAsync("env", [$"XENAOE_LAB={_state}", "dotnet", DiskServerHost.CliDll, .. args], timeout);
-
-    public async Task DisposeAsync()
-    {
-        _http?.Dispose();
-        await Command.RunAsync("dotnet", [DiskServerHost.CliDll, "lab", "down", "--state-dir", _state], TimeSpan.FromMinutes(2));
-        Directory.Delete(_state, recursive: true);
-    }
+    public async Task DisposeAsync() => await _lab.DisposeAsync();
 }

@@ -1,0 +1,90 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using XenAoe.IntegrationTests.DiskServer;
+using XenAoe.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace XenAoe.IntegrationTests.Lab;
+
+/// <summary>
+/// A whole lab made through the CLI for one test, as a user makes it: its own namespace prefix and state folder (so tests and
+/// a real lab never meet), the CLI run with it as the default lab, vm1's counter read over HTTP from the admin station.
+/// Disposal runs <c>xenaoe lab down</c> and deletes the state folder, whatever the test did.
+/// </summary>
+internal sealed class CliLab : IAsyncDisposable
+{
+    public const string VmUrl = "http://10.77.1.41/counter";
+    private static readonly TimeSpan UpTimeout = TimeSpan.FromMinutes(8);
+    private static readonly TimeSpan CliTimeout = TimeSpan.FromSeconds(90);
+    private readonly HttpClient _http;
+
+    /// <param name="letters">Two letters starting the namespace prefix, naming the test class in `ip netns list`.</param>
+    public CliLab(string letters)
+    {
+        Prefix = letters + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3))[..5];
+        State = Directory.CreateTempSubdirectory($"xenaoe-lab-{letters}-").FullName;
+        _http = XenAoe.Lab.NamespaceHttp.Create(Prefix + "-sw", TimeSpan.FromSeconds(2));
+    }
+
+    public string Prefix { get; }
+
+    public string State { get; }
+
+    /// <summary><c>xenaoe lab up</c> with this lab's prefix and state folder; its output goes to the test's log.</summary>
+    public async Task<CommandResult> UpAsync(ITestOutputHelper output, params string[] extra)
+    {
+        var up = await CliAsync(UpTimeout, ["lab", "up", "--prefix", Prefix, "--state-dir", State, .. extra]);
+        output.WriteLine(up.StdOut);
+        return up.EnsureSuccess();
+    }
+
+    public Task<CommandResult> CliAsync(params string[] args) => CliAsync(CliTimeout, args);
+
+    /// <summary>Runs the CLI with this lab as the default one, typing <paramref name="input"/> on its stdin when given.</summary>
+    public Task<CommandResult> CliAsync(TimeSpan timeout, string[] args, string? input = null)
+    {
+        // bash supplies the input through a pipe (the command runner closes stdin) and the environment naming this lab.
+        const string Script = "printf '%s' \"$1\" | XENAOE_LAB=\"$2\" dotnet \"$3\" \"${@:4}\"";
+        return Command.RunAsync("bash", ["-c", Script, "bash", input ?? "", State, DiskServerHost.CliDll, .. args], timeout);
+    }
+
+    /// <summary>vm1's counter as its HTTP service gives it; null when it does not answer.</summary>
+    public async Task<long?> CounterAsync()
+    {
+        try
+        {
+            return long.Parse((await _http.GetStringAsync(VmUrl)).Trim(), CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or FormatException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>vm1's counter once it has reached <paramref name="atLeast"/>.</summary>
+    public async Task<long> CounterAfterAsync(long atLeast)
+    {
+        long value = -1;
+        await Eventually.TrueAsync(async () => (value = await CounterAsync() ?? -1) >= atLeast, TimeSpan.FromSeconds(60), $"vm1's counter to reach {atLeast}");
+        return value;
+    }
+
+    public string PoolOf(string disk) => Path.Combine(State, "pools", disk);
+
+    public string HostSocket(string host) => Path.Combine(State, "hosts", host, "host.sock");
+
+    /// <summary>The pid of a daemon the lab started (disk1, cpu2, controller1, ...), from <c>xenaoe lab status</c>.</summary>
+    public async Task<int> DaemonPidAsync(string name)
+    {
+        using var status = JsonDocument.Parse((await CliAsync("lab", "status", "--state-dir", State, "--json")).EnsureSuccess().StdOut);
+        return status.RootElement.GetProperty("processes").EnumerateArray().Single(p => p.GetProperty("name").GetString() == name).GetProperty("pid").GetInt32();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _http.Dispose();
+        await Command.RunAsync("dotnet", [DiskServerHost.CliDll, "lab", "down", "--state-dir", State], TimeSpan.FromMinutes(2));
+        Directory.Delete(State, recursive: true);
+    }
+}
