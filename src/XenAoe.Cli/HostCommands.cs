@@ -15,6 +15,7 @@ internal static class HostCommands
         host.Subcommands.Add(Serve());
         host.Subcommands.Add(List());
         host.Subcommands.Add(Evacuate());
+        host.Subcommands.Add(Resume());
         return host;
     }
 
@@ -46,6 +47,19 @@ internal static class HostCommands
         {
             using var client = ControllerConnection.Open(parse);
             await ControllerCommands.FollowAsync(client, await client.EvacuateAsync(parse.GetValue(name)!, ct), json: false, ct);
+        }));
+        return command;
+    }
+
+    private static Command Resume()
+    {
+        var name = new Argument<string>("name") { Description = "CPU server back from maintenance" };
+        var command = new Command("resume", "End a CPU server's maintenance: it takes new VMs again") { name, ControllerConnection.Urls, ControllerConnection.Token };
+        command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
+        {
+            using var client = ControllerConnection.Open(parse);
+            var host = await client.ResumeHostAsync(parse.GetValue(name)!, ct);
+            Console.WriteLine($"{host.Name} is {host.State.ToString().ToLowerInvariant()}");
         }));
         return command;
     }

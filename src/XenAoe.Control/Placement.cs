@@ -11,15 +11,15 @@ namespace XenAoe.Control;
 /// </summary>
 public sealed class Placement(ControllerState state, SchedulerOptions? options = null)
 {
-    /// <summary>The host for a VM; a refusal is a 409 with the reason for every host.</summary>
-    public async Task<HostRecord> ChooseHostAsync(string vm, int cpus, int memoryMiB, IReadOnlyCollection<string> exclude, CancellationToken ct,
+    /// <summary>The host for a VM, and whether placing it there leaves the cluster without N+1; a refusal is a 409 with the reason for every host.</summary>
+    public async Task<HostChoice> ChooseHostAsync(string vm, int cpus, int memoryMiB, IReadOnlyCollection<string> exclude, CancellationToken ct,
         bool allowBreakingNPlusOne = false)
     {
         var (cluster, hosts) = await SnapshotAsync(exceptVm: vm, ct).ConfigureAwait(false);
         var result = Scheduler.PlaceVm(new PlacementRequest(vm, cpus, memoryMiB, exclude, allowBreakingNPlusOne), cluster);
         if (result.Host is not { } chosen)
             throw new ControlException($"no CPU server can take {vm}: {result.Reason}; {string.Join("; ", result.Rejections)}", 409);
-        return hosts[chosen];
+        return new HostChoice(hosts[chosen], result.BreaksNPlusOne);
     }
 
     /// <summary>Two disk servers for the legs of a new mirror of <paramref name="sizeBytes"/>.</summary>
@@ -76,4 +76,13 @@ public sealed class Placement(ControllerState state, SchedulerOptions? options =
             options);
         return (cluster, hosts);
     }
+}
+
+/// <param name="BreaksNPlusOne">The VMs of some CPU server could no longer all restart elsewhere (only when the caller allowed it).</param>
+public sealed record HostChoice(HostRecord Host, bool BreaksNPlusOne)
+{
+    public string Name => Host.Name;
+
+    /// <summary>What a job's step says about the choice.</summary>
+    public string Note => BreaksNPlusOne ? " (N+1 is not kept: the VMs of some CPU server could not all restart elsewhere)" : "";
 }

@@ -43,6 +43,14 @@ public static partial class ControllerApi
         });
         api.MapGet("/hosts/{name}", async (string name, CancellationToken ct) =>
             await FindHostAsync(state, name, ct) is { } host ? Results.Ok(host) : NotFound($"no host named {name}"));
+        api.MapPost("/hosts/{name}/resume", async (string name, CancellationToken ct) =>
+        {
+            var current = await state.HostAsync(name, ct) ?? throw new ControlException($"no host named {name}", 404);
+            if (current.State != HostState.Maintenance)
+                throw new ControlException($"{name} is {current.State.ToString().ToLowerInvariant()}, not in maintenance", 409);
+            var host = await state.UpdateHostAsync(name, h => h with { State = HostState.Up, StateReason = "back from maintenance" }, ct);
+            return Results.Ok(host);
+        });
         api.MapPost("/hosts/{name}/evacuate", async (string name, CancellationToken ct) =>
         {
             _ = await FindHostAsync(state, name, ct) ?? throw new ControlException($"no host named {name}", 404);

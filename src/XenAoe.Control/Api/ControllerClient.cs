@@ -42,6 +42,10 @@ public sealed class ControllerClient : IDisposable
     public Task<JobRecord> EvacuateAsync(string host, CancellationToken ct = default) =>
         SendAsync(HttpMethod.Post, $"api/v1/hosts/{Uri.EscapeDataString(host)}/evacuate", null, Json.JobRecord, ct);
 
+    /// <summary>Ends a host's maintenance: it takes new VMs again.</summary>
+    public Task<HostRecord> ResumeHostAsync(string host, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, $"api/v1/hosts/{Uri.EscapeDataString(host)}/resume", null, Json.HostRecord, ct);
+
     public Task<IReadOnlyList<DiskServerRecord>> DiskServersAsync(CancellationToken ct = default) =>
         GetAsync("api/v1/disk-servers", Json.IReadOnlyListDiskServerRecord, ct);
 

@@ -167,10 +167,10 @@ public sealed class Operations(ControllerState state, Placement placement, Agent
         await job.StepAsync("place", async () =>
         {
             // A failover spends the N+1 headroom it was kept for: the VM runs again even if that leaves none.
-            var host = (await placement.ChooseHostAsync(vm.Name, vm.Cpus, vm.MemoryMiB, exclude: dead is null ? [] : [dead], job.Cancellation,
-                allowBreakingNPlusOne: true).ConfigureAwait(false)).Name;
-            await job.RememberAsync("host", host).ConfigureAwait(false);
-            return $"from {dead ?? "nowhere"} to {host}";
+            var choice = await placement.ChooseHostAsync(vm.Name, vm.Cpus, vm.MemoryMiB, exclude: dead is null ? [] : [dead], job.Cancellation,
+                allowBreakingNPlusOne: true).ConfigureAwait(false);
+            await job.RememberAsync("host", choice.Name).ConfigureAwait(false);
+            return $"from {dead ?? "nowhere"} to {choice.Name}{choice.Note}";
         }).ConfigureAwait(false);
         var hostName = job.RequiredParameter("host");
         await job.StepAsync("fence", async () =>
@@ -242,9 +242,17 @@ public sealed class Operations(ControllerState state, Placement placement, Agent
         {
             await job.StepAsync($"migrate {vm.Name}", async () =>
             {
-                var to = job.Parameter($"to:{vm.Name}") ?? (await placement.ChooseHostAsync(vm.Name, vm.Cpus, vm.MemoryMiB, exclude: [hostName], job.Cancellation).ConfigureAwait(false)).Name;
-                await job.RememberAsync($"to:{vm.Name}", to).ConfigureAwait(false);
-                return await MigrateOneAsync(vm.Name, hostName, to, job.Cancellation).ConfigureAwait(false);
+                // Maintenance is the operator's call: a cluster too small to keep N+1 without this host still gets emptied, and
+                // the job says that N+1 is not kept meanwhile.
+                var to = job.Parameter($"to:{vm.Name}");
+                var note = "";
+                if (to is null)
+                {
+                    var choice = await placement.ChooseHostAsync(vm.Name, vm.Cpus, vm.MemoryMiB, exclude: [hostName], job.Cancellation, allowBreakingNPlusOne: true).ConfigureAwait(false);
+                    (to, note) = (choice.Name, choice.Note);
+                    await job.RememberAsync($"to:{vm.Name}", to).ConfigureAwait(false);
+                }
+                return $"to {to}{note}: {await MigrateOneAsync(vm.Name, hostName, to, job.Cancellation).ConfigureAwait(false)}";
             }).ConfigureAwait(false);
             moved++;
         }

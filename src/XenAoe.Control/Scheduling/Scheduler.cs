@@ -139,7 +139,7 @@ public static partial class Scheduler
         all.Sort(static (a, b) => string.CompareOrdinal(a.Server, b.Server));
         return (new VmPlacement(
             vmName, null,
-            $"placing {vmName} would break N+1 on every host it fits ({fitting}); set AllowBreakingNPlusOne to place it anyway",
+            $"placing {vmName} would break N+1 on every host it fits ({fitting}): the VMs of some CPU server could no longer all restart elsewhere",
             true, all), -1);
     }
 
