@@ -1,7 +1,9 @@
 using Microsoft.Extensions.Logging;
 using XenAoe.Agents.Disk;
+using XenAoe.Aoe;
 using XenAoe.Agents.Host;
 using XenAoe.Control.Model;
+using XenAoe.Storage;
 
 namespace XenAoe.Control.Health;
 
@@ -133,6 +135,8 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
                 space = null;
             }
             var reachable = space is not null;
+            if (reachable && disk.PendingFences.Count > 0)
+                await PayFencesAsync(disk, client, ct).ConfigureAwait(false);
             if (reachable != disk.Reachable)
                 Log.DiskServerChanged(log, disk.Name, reachable ? "answers again: its legs resync" : "does not answer: mirrors run degraded");
             if (reachable != disk.Reachable || (space is not null && space.FreeBytes != disk.FreeBytes))
@@ -143,8 +147,37 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
         }
     }
 
+    /// <summary>Sets every owed reservation to its VM's current host (nobody when it runs nowhere), then forgets the fences paid.</summary>
+    private async Task PayFencesAsync(DiskServerRecord disk, DiskApiClient client, CancellationToken ct)
+    {
+        var vms = (await state.VmsAsync(ct).ConfigureAwait(false)).ToDictionary(v => v.Name);
+        var hosts = (await state.HostsAsync(ct).ConfigureAwait(false)).ToDictionary(h => h.Name);
+        var paid = new List<PendingFence>();
+        foreach (var fence in disk.PendingFences)
+        {
+            var holders = vms.TryGetValue(fence.Vm, out var vm) && vm.Host is { } h && hosts.TryGetValue(h, out var host)
+                ? host.StorageMacs.Select(MacAddress.Parse).ToArray()
+                : [];
+            try
+            {
+                await client.SetReservationAsync(fence.Volume, holders, ct).ConfigureAwait(false);
+                paid.Add(fence);
+                Log.FencePaid(log, disk.Name, fence.Volume, fence.Vm, holders.Length == 0 ? "nobody" : string.Join(", ", holders));
+            }
+            catch (StorageException e) when (e.Error == StorageError.NotFound)
+            {
+                // The volume is gone (the VM was deleted or its leg replaced): nothing left to fence.
+                paid.Add(fence);
+            }
+        }
+        await state.UpdateDiskServerAsync(disk.Name, d => d with { PendingFences = [.. d.PendingFences.Except(paid)] }, ct).ConfigureAwait(false);
+    }
+
     private static partial class Log
     {
+        [LoggerMessage(6, LogLevel.Warning, "disk server {Disk} answers again: owed fence paid, {Volume} of {Vm} reserved for {Holders}")]
+        public static partial void FencePaid(ILogger logger, string disk, string volume, string vm, string holders);
+
         [LoggerMessage(1, LogLevel.Warning, "host {Host} declared dead: {Reason}")]
         public static partial void HostDead(ILogger logger, string host, string reason);
 

@@ -191,9 +191,11 @@ public sealed class Operations(ControllerState state, Placement placement, Agent
                 }
                 catch (Exception e) when (e is HttpRequestException or TaskCanceledException or StorageException)
                 {
-                    // A disk server that is down cannot be fenced now; the new host's mirror force-claims that leg before it
-                    // takes it back, and until then the leg is not in the mirror.
-                    await job.LogAsync($"could not fence {leg.DiskServer}:{leg.Volume} ({e.Message}); that leg is taken back only by a force-claim").ConfigureAwait(false);
+                    // A disk server that is down cannot be fenced now: the fence is owed and paid by the heartbeat monitor the
+                    // moment the server answers again; until then the new host's mirror runs without that leg.
+                    await state.UpdateDiskServerAsync(leg.DiskServer, d => d.PendingFences.Any(f => f.Vm == vm.Name && f.Volume == leg.Volume) ? null
+                        : d with { PendingFences = [.. d.PendingFences, new PendingFence(vm.Name, leg.Volume)] }, job.Cancellation).ConfigureAwait(false);
+                    await job.LogAsync($"could not fence {leg.DiskServer}:{leg.Volume} ({e.Message}); the fence is applied when {leg.DiskServer} answers again").ConfigureAwait(false);
                 }
             }
             if (fenced.Count == 0)

@@ -41,7 +41,16 @@ public sealed record DiskServerRecord
 
     /// <summary>Being drained or drained (<c>xenaoe disk drain</c>): takes no new legs; registering it again clears this.</summary>
     public bool Draining { get; init; }
+
+    /// <summary>
+    /// Volumes whose reservation a failover could not set because this server did not answer: set to their VM's current
+    /// host the moment it answers again, before anything else is asked of it.
+    /// </summary>
+    public IReadOnlyList<PendingFence> PendingFences { get; init; } = [];
 }
+
+/// <summary>A fence owed: the reservation of <paramref name="Volume"/> must name the current host of <paramref name="Vm"/> (or nobody).</summary>
+public sealed record PendingFence(string Vm, string Volume);
 
 /// <summary>One leg of a VM disk: a volume on a disk server and its AoE address.</summary>
 public sealed record LegRecord(string DiskServer, string Volume, string Address);

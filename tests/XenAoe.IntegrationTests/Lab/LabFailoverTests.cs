@@ -71,6 +71,42 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_disk_server_down_during_a_failover_is_fenced_as_soon_as_it_returns_and_its_leg_rejoins()
+    {
+        await _lab.UpAsync(output);
+        var before = await _lab.CounterAfterAsync(3);
+        Assert.True(XenAoe.Lab.Signal.Send(await _lab.DaemonPidAsync("disk2"), XenAoe.Lab.Signal.Kill), "disk2's daemon was running");
+        KillNamespace("cpu1", XenAoe.Lab.Signal.Kill);
+        await WaitForVmOnAsync("cpu2", before);
+        using (var jobs = JsonDocument.Parse((await _lab.CliAsync("job", "list", "--json")).EnsureSuccess().StdOut))
+        {
+            var failover = jobs.RootElement.EnumerateArray().Last(j => j.GetProperty("kind").GetString() == "vm-failover");
+            Assert.Contains(failover.GetProperty("log").EnumerateArray(), l => l.GetProperty("text").GetString()!.Contains("applied when disk2 answers again", StringComparison.Ordinal));
+        }
+
+        // disk2 comes back (its pool and token as the lab gave them): the controller pays the fence it owes at once.
+        var pool = _lab.PoolOf("disk2");
+        var serve = await Command.RunAsync("setsid", ["sh", "-c", "exec \"$@\" >>\"$0\" 2>&1 </dev/null &", Path.Combine(_lab.State, "logs", "disk2-again.log"),
+            "ip", "netns", "exec", $"{_lab.Prefix}-disk2", "dotnet", DiskServer.DiskServerHost.CliDll, "disk", "serve", "--pool", pool, "-i", "eth0", "-i", "eth1",
+            "--spin-us", "0", "--listen", "10.77.0.12:7200", "--token-file", Path.Combine(_lab.State, "controller", "token")]);
+        serve.EnsureSuccess();
+        using var cpu2 = new XenAoe.Agents.Host.HostApiClient(_lab.HostSocket("cpu2"));
+        var cpu2Macs = (await cpu2.InfoAsync()).StorageNics.Select(n => n.Mac.ToLowerInvariant()).Order().ToArray();
+        await Eventually.TrueAsync(async () =>
+        {
+            var listing = await _lab.CliAsync("disk", "volume", "list", "--pool", pool, "--json");
+            if (!listing.Succeeded)
+                return false;
+            using var volumes = JsonDocument.Parse(listing.StdOut);
+            var holders = volumes.RootElement[0].GetProperty("reservation").EnumerateArray().Select(m => m.GetString()!.ToLowerInvariant()).Order().ToArray();
+            return holders.SequenceEqual(cpu2Macs);
+        }, TimeSpan.FromSeconds(30), "disk2's leg of vm1 to be reserved for cpu2 alone");
+        await Eventually.TrueAsync(async () => (await cpu2.GetAsync("vm1"))?.Disks[0].Health == "healthy", TimeSpan.FromSeconds(60),
+            "vm1's mirror to take disk2's leg back");
+        await _lab.CounterAfterAsync(before + 5);
+    }
+
+    [Fact]
     public async Task With_etcd_the_standby_controller_takes_over_when_the_leader_dies_and_finishes_its_job()
     {
         await _lab.UpAsync(output, "--store", "etcd");
