@@ -34,7 +34,13 @@ internal static class ControllerConnection
         var token = parse.GetValue(Token) ?? Environment.GetEnvironmentVariable("XENAOE_TOKEN");
         if (urls is not null)
             return new ControllerClient(urls, token ?? throw new ArgumentException("give the API token (--token or $XENAOE_TOKEN)"), timeout);
-        var file = LabFile(HostDirectory.DefaultLabState);
+        return OpenLab(HostDirectory.DefaultLabState, timeout, token);
+    }
+
+    /// <summary>The controllers of the lab recorded in <paramref name="labState"/>, reached inside its admin namespace.</summary>
+    public static ControllerClient OpenLab(string labState, TimeSpan? timeout = null, string? token = null)
+    {
+        var file = LabFile(labState);
         if (!File.Exists(file))
             throw new ArgumentException("no controller to talk to: give --controller URL and --token, set $XENAOE_CONTROLLER and $XENAOE_TOKEN, or start the lab (`xenaoe lab up`)");
         var lab = JsonSerializer.Deserialize(File.ReadAllText(file), CliJsonContext.Default.LabControllers)

@@ -200,6 +200,7 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
     {
         foreach (var directory in new[] { "pools", "hosts", "controller" }.Select(d => Path.Combine(labState, d)).Where(Directory.Exists))
             Directory.Delete(directory, recursive: true);
+        File.Delete(ControllerConnection.LabFile(labState));
     }
 
     /// <summary>Reads a lab VM's counter over HTTP from the admin station (the switch namespace); null when it does not answer.</summary>

@@ -83,6 +83,22 @@ internal static class LabCommands
             Console.WriteLine();
             Table.Write(Console.Out, ["DAEMON", "NAMESPACE", "PID", "ALIVE", "LOG"], status.Processes.Select(p => (IReadOnlyList<string>)
                 [p.Name, p.Namespace, p.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-", p.Alive ? "yes" : "NO", p.LogFile]));
+            if (ControllerConnection.LabHasController(stateDir))
+            {
+                Console.WriteLine();
+                try
+                {
+                    using var controller = ControllerConnection.OpenLab(stateDir, TimeSpan.FromSeconds(5));
+                    var health = await controller.HealthAsync(ct);
+                    var jobs = await controller.JobsAsync(ct);
+                    Console.WriteLine($"controller: {health.LeaderName ?? "nobody"} leads ({health.Store}); {jobs.Count(j => !j.IsFinished)} job(s) running, " +
+                        $"{jobs.Count(j => j.State == XenAoe.Control.Model.JobState.Failed)} failed of {jobs.Count}");
+                }
+                catch (Exception e) when (e is XenAoe.Control.ControlException or HttpRequestException)
+                {
+                    Console.WriteLine($"controller: does not answer ({e.Message})");
+                }
+            }
             var sockets = HostDirectory.LabHostSockets(stateDir).ToList();
             if (sockets.Count == 0)
                 return;
