@@ -8,6 +8,16 @@ using Xunit.Abstractions;
 namespace XenAoe.IntegrationTests.Lab;
 
 /// <summary>
+/// The tests that build whole labs run one at a time: each lab runs a TCG guest and seven daemons, and two or three of them at
+/// once on two cores starve the guests (a full suite saw a migrated guest miss its HTTP answers for 30 s that way).
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class WholeLabCollection
+{
+    public const string Name = "whole labs";
+}
+
+/// <summary>
 /// A whole lab made through the CLI for one test, as a user makes it: its own namespace prefix and state folder (so tests and
 /// a real lab never meet), the CLI run with it as the default lab, vm1's counter read over HTTP from the admin station.
 /// Disposal runs <c>xenaoe lab down</c> and deletes the state folder, whatever the test did.

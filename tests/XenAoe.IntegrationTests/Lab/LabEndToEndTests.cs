@@ -13,6 +13,7 @@ namespace XenAoe.IntegrationTests.Lab;
 /// migration, and `xenaoe lab down` leaves nothing behind.
 /// </summary>
 [Trait("Category", "Integration")]
+[Collection(WholeLabCollection.Name)]
 public sealed class LabEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly CliLab _lab = new("xe");
@@ -119,7 +120,7 @@ public sealed class LabEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
         public Task WaitForAnswersAsync(int count)
         {
             var target = Interlocked.Read(ref _answers) + count;
-            return Eventually.TrueAsync(() => Interlocked.Read(ref _answers) >= target, TimeSpan.FromSeconds(30), $"{count} more HTTP answers from the VM");
+            return Eventually.TrueAsync(() => Interlocked.Read(ref _answers) >= target, TimeSpan.FromSeconds(60), $"{count} more HTTP answers from the VM");
         }
 
         private async Task RunAsync(string ns, string url)

@@ -14,6 +14,7 @@ namespace XenAoe.IntegrationTests.Lab;
 /// controller mid-job hands the job to the standby.
 /// </summary>
 [Trait("Category", "Integration")]
+[Collection(WholeLabCollection.Name)]
 public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private static readonly TimeSpan FailoverDeadline = TimeSpan.FromSeconds(60);

@@ -11,6 +11,7 @@ namespace XenAoe.IntegrationTests.Lab;
 /// one with a full copy while the guest keeps writing, then deletes the old volume; the legs end byte-identical.
 /// </summary>
 [Trait("Category", "Integration")]
+[Collection(WholeLabCollection.Name)]
 public sealed class LabMaintenanceTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly CliLab _lab = new("xm");
