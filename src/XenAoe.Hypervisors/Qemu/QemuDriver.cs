@@ -243,6 +243,10 @@ public sealed partial class QemuDriver : IHypervisorDriver, IAsyncDisposable
 
         if (!vm.IsAlive)
         {
+            // QEMU announces an orderly end (SHUTDOWN) on QMP just before it exits, and the event handler records why; the
+            // process can be gone before the reader has got to that line, so the rest of the QMP stream is read first.
+            if (vm.Client is { } client)
+                await Task.WhenAny(client.Completion, Task.Delay(_options.Timeout, ct)).ConfigureAwait(false);
             await vm.DisconnectAsync().ConfigureAwait(false);
             return ReadExitReason(vm) is { } reason
                 ? Info(reason.StartsWith("guest-panic", StringComparison.Ordinal) ? VmState.Crashed : VmState.Stopped, reason, null)
