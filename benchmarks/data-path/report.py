@@ -2,6 +2,7 @@
 """Helpers of run.sh: read one fio JSON result, and turn results/latest.csv into markdown tables.
 
   report.py extract JSON RW      -> "mbps iops lat_mean_us p50_us p99_us p999_us fio_cpu_pct errors" (or nothing)
+  report.py maxlat JSON RW       -> the longest request's total latency in ms (or nothing)
   report.py tables CSV           -> the markdown tables of docs/PERFORMANCE.md ("Data path" section)
 """
 import csv
@@ -42,6 +43,16 @@ def extract(path, rw):
     ])
 
 
+def maxlat(path, rw):
+    try:
+        with open(path) as f:
+            text = f.read()
+        d = json.loads(text[text.index("{"):])["jobs"][0]["read" if "read" in rw else "write"]
+        return "%.0f" % ((d.get("lat_ns") or d["clat_ns"])["max"] / 1e6)
+    except (OSError, ValueError, KeyError, IndexError):
+        return ""
+
+
 def num(s):
     try:
         return float(s)
@@ -53,7 +64,7 @@ def tables(path):
     with open(path) as f:
         rows = list(csv.DictReader(f))
     cases, by = [], {}
-    fill, check, reasons = {}, {}, {}
+    fill, check, resync, reasons = {}, {}, {}, {}
     for r in rows:
         s, c = r["setup"], r["case"]
         if c == "fill":
@@ -61,6 +72,9 @@ def tables(path):
             continue
         if c == "check":
             check[s] = r
+            continue
+        if c == "resync":
+            resync[s] = r
             continue
         if c not in by:
             by[c] = {}
@@ -109,8 +123,21 @@ def tables(path):
             line.append("%.0f%s | " % (num(r["mbps"]) or 0, "" if r["status"] == "ok" else " (**%s**)" % r["status"]))
     line += [ratio(fill.get(x), fill.get(y)) for x, y in ratios]
     out.append("| " + " | ".join(line) + " |")
-    resync = {"a": "n/a (one copy)", "b": "n/a (quorum has no resync)", "c": "not measured yet", "d": "not measured yet"}
-    line = ["resync: not measured yet"] + ["%s | " % resync[s] for s in present] + [""] * len(ratios)
+    # Resync (c, d): the mirror's copy of the dirty regions after a disk server came back, MB/s; how it went is below the tables.
+    line = ["resync of the dirty regions after a disk server returned"]
+    for s in present:
+        r = resync.get(s)
+        if s == "a":
+            line.append("n/a (one copy) | ")
+        elif s == "b":
+            line.append("n/a (quorum has no resync) | ")
+        elif r is None:
+            line.append("not run | ")
+        elif num(r["mbps"]) is None:
+            line.append("**%s** | " % r["status"])
+        else:
+            line.append("%.0f | " % num(r["mbps"]))
+    line += [""] * len(ratios)
     out.append("| " + " | ".join(line) + " |")
     out.append("")
     out.append("Ratios are IOPS ratios (equal to the MB/s ratios: same request size).")
@@ -146,6 +173,10 @@ def tables(path):
         if r is not None and not r["status"].startswith("not run"):
             out.append("- Data check (%s): %s" % (s, r["status"]))
     for s in present:
+        r = resync.get(s)
+        if r is not None:
+            out.append("- Resync (%s): %s" % (s, r["status"]))
+    for s in present:
         if s in reasons:
             out.append("- (%s) %s" % (s, reasons[s]))
     noisy = [num(r["other_cpu_pct"]) for c in cases for r in by[c].values() if num(r["other_cpu_pct"]) is not None]
@@ -157,6 +188,8 @@ def tables(path):
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "extract":
         print(extract(sys.argv[2], sys.argv[3]))
+    elif len(sys.argv) == 4 and sys.argv[1] == "maxlat":
+        print(maxlat(sys.argv[2], sys.argv[3]))
     elif len(sys.argv) == 3 and sys.argv[1] == "tables":
         tables(sys.argv[2])
     else:

@@ -38,6 +38,8 @@ B_EXTENTS=0
 QUORUM_READ=fifo
 VBLADE_NICS=2
 VERIFY_MIB=64
+RESYNC_MIB=512
+RESYNC_MBPS=0
 CSV="$HERE/results/latest.csv"
 DOC="$REPO/docs/PERFORMANCE.md"
 
@@ -58,6 +60,11 @@ usage: run.sh [options]       (as root)
                        on tmpfs every qemu NBD read then costs a ~10 ms SEEK_HOLE (see the docs section)
   --vblade-nics N      (c): 2 (default) runs one vblade per NIC per disk server (both switches),
                        1 serves switch A only
+  --resync-mib N       (c), (d): after the cases, disk server 2 is killed, N MiB are written through
+                       the degraded mirror, the server is restarted and the mirror's resync of the
+                       dirty regions is timed (default $RESYNC_MIB; 0 skips it)
+  --resync-mbps N      the mirror's resync ceiling (\`mirror serve --resync-mbps\`) during the run
+                       (default $RESYNC_MBPS: unthrottled, the data path's own speed; the daemon's default is 256)
   --no-build           use the existing xenaoe build instead of running dotnet build
   --no-docs            do not rewrite docs/PERFORMANCE.md (CSV and JSON are still written)
   --csv PATH           where to write the CSV (default results/latest.csv); fio's JSON goes beside
@@ -82,6 +89,8 @@ while (($#)); do
 	--quorum-read) QUORUM_READ=$2; shift ;;
 	--b-extents) B_EXTENTS=1 ;;
 	--vblade-nics) VBLADE_NICS=$2; shift ;;
+	--resync-mib) RESYNC_MIB=$2; shift ;;
+	--resync-mbps) RESYNC_MBPS=$2; shift ;;
 	--no-build) BUILD=0 ;;
 	--no-docs) WRITE_DOCS=0 ;;
 	--csv) CSV=$2; shift ;;
@@ -256,7 +265,7 @@ setup_ticks() { local p; for p in "${PIDS[@]}"; do printf '%s ' "$(pid_ticks "$p
 start_bg() { # start_bg NAME NAMESPACE COMMAND...: starts a server in a namespace, logs to $LOGDIR/NAME.log
 	local name=$1 ns=$2
 	shift 2
-	ip netns exec "$ns" "$@" >"$LOGDIR/$name.log" 2>&1 9>&- &
+	ip netns exec "$ns" "$@" >>"$LOGDIR/$name.log" 2>&1 9>&- &
 	PIDS+=($!) PNAMES+=("$name")
 }
 
@@ -337,7 +346,7 @@ start_mirror() { # start_mirror SETUP: `xenaoe mirror create` then `serve` in th
 		return 1
 	fi
 	start_bg "$s-mirror" "$CPU" dotnet "$XENAOE_DLL" mirror serve --interface eth0 --interface eth1 \
-		--leg e1.0 --leg e2.0 --nbd-socket "$MNT/$s.sock" --export "$EXPORT"
+		--leg e1.0 --leg e2.0 --nbd-socket "$MNT/$s.sock" --export "$EXPORT" --resync-mbps "$RESYNC_MBPS"
 	wait_log "$s-mirror" 'serving' 60 && wait_nbd "$CPU" "$URI"
 }
 
@@ -347,10 +356,8 @@ start_c_targets() {
 	LEGS="$LEG1 $LEG2"
 	local nics="eth0" nic
 	((VBLADE_NICS == 2)) && nics="eth0 eth1"
-	for nic in $nics; do
-		start_bg "c-vblade-d1-$nic" "$D1" vblade 1 0 "$nic" "$LEG1"
-		start_bg "c-vblade-d2-$nic" "$D2" vblade 2 0 "$nic" "$LEG2"
-	done
+	for nic in $nics; do start_bg "c-vblade-d1-$nic" "$D1" vblade 1 0 "$nic" "$LEG1"; done
+	start_leg2 c
 	sleep 0.3
 	setup_alive || { log "$DEAD exited: $(tail -3 "$LOGDIR/$DEAD.log" | tr '\n' ' ')"; return 1; }
 }
@@ -376,8 +383,75 @@ start_d_targets() {
 		LEGS="$LEGS $leg"
 	done
 	start_bg d-disk-d1 "$D1" dotnet "$XENAOE_DLL" disk serve --pool "$MNT/d1/pool" --interface eth0 --interface eth1
-	start_bg d-disk-d2 "$D2" dotnet "$XENAOE_DLL" disk serve --pool "$MNT/d2/pool" --interface eth0 --interface eth1
+	start_leg2 d
 	wait_log d-disk-d1 'disk server ready' 60 && wait_log d-disk-d2 'disk server ready' 60
+}
+
+start_leg2() { # start_leg2 SETUP: starts disk server 2's target: (c) its vblades, (d) its disk server
+	local nic
+	case $1 in
+	c)
+		for nic in eth0 eth1; do
+			[[ $nic == eth1 && $VBLADE_NICS == 1 ]] || start_bg "c-vblade-d2-$nic" "$D2" vblade 2 0 "$nic" "$LEG2"
+		done
+		;;
+	d) start_bg d-disk-d2 "$D2" dotnet "$XENAOE_DLL" disk serve --pool "$MNT/d2/pool" --interface eth0 --interface eth1 ;;
+	esac
+}
+
+kill_leg2() { # kill_leg2 SETUP: SIGKILL to disk server 2's target processes, which leave the setup's process list
+	local i
+	local -a pids=() names=()
+	for i in "${!PIDS[@]}"; do
+		if [[ ${PNAMES[i]} == "$1"-vblade-d2-* || ${PNAMES[i]} == "$1"-disk-d2 ]]; then
+			kill -KILL "${PIDS[i]}" 2>/dev/null || true
+			wait "${PIDS[i]}" 2>/dev/null || true
+		else
+			pids+=("${PIDS[i]}") names+=("${PNAMES[i]}")
+		fi
+	done
+	PIDS=("${pids[@]}") PNAMES=("${names[@]}")
+}
+
+# Resync, (c) and (d): disk server 2 dies (kill -9), fio writes RESYNC_MIB MiB sequentially through
+# the mirror (which drops the leg and goes on degraded: every region written is dirty), the server
+# comes back, the mirror takes the leg back and copies the dirty regions from leg 1.  The row gives
+# the copy's MB/s as the mirror logs it (`resync e1.0 -> e2.0 done: N bytes in T s`), the amount, and
+# the longest write of the degraded run (the stall while the mirror gave up on the dead leg).  The
+# data check that follows compares the legs byte for byte, so it covers the resynced leg.
+resync_case() { # resync_case SETUP
+	local s=$1 mark line stall="" done_line="" i bytes secs status
+	# The cases dirtied every region; the mirror clears a region's bit once it has seen no write for its
+	# clean interval (2 s), so after a quiet moment only what is written degraded is left to copy.
+	sleep 5
+	mark=$(wc -l <"$LOGDIR/$s-mirror.log")
+	kill_leg2 "$s"
+	log "($s) resync: disk server 2 killed; writing ${RESYNC_MIB} MiB through the degraded mirror"
+	run_fio "$s" degraded 300 --rw=write --bs=1m --iodepth=8 --size="${RESYNC_MIB}m" || true
+	line=$(python3 "$HERE/report.py" extract "$FIO_JSON" write)
+	stall=$(python3 "$HERE/report.py" maxlat "$FIO_JSON" write)
+	start_leg2 "$s"
+	for ((i = 0; i < 1200; i++)); do
+		done_line=$(tail -n +"$((mark + 1))" "$LOGDIR/$s-mirror.log" | grep -Eo 'resync [^ ]+ -> [^ ]+ done: [0-9]+ bytes in [0-9.]+ s' | tail -1) || true
+		[[ -n $done_line ]] && break
+		setup_alive || break
+		sleep 0.1
+	done
+	if [[ -z $line ]]; then
+		status="degraded write failed (see results/logs)"
+	elif [[ $(awk '{print $8}' <<<"$line") != 0 ]]; then
+		status="**fio error $(awk '{print $8}' <<<"$line") while a leg was down**"
+	elif [[ -z $done_line ]]; then
+		setup_alive && status="no resync within 120 s" || status="$DEAD exited"
+	else
+		read -r bytes secs < <(sed -E 's/.*done: ([0-9]+) bytes in ([0-9.]+) s/\1 \2/' <<<"$done_line")
+		status="ok: $((bytes >> 20)) MiB of dirty regions copied in $secs s; degraded writes: $(awk '{print $1}' <<<"$line") MB/s, longest ${stall} ms (the dead leg's timeout)"
+		emit "$s" resync write 1m 8 "$status" "$(awk -v b="$bytes" -v t="$secs" 'BEGIN { printf "%.1f", b / 1e6 / (t > 0 ? t : 1e-6) }')"
+		log "($s) resync: $status"
+		return
+	fi
+	emit "$s" resync write 1m 8 "$status"
+	log "($s) resync: $status"
 }
 
 # While our mirror cannot run, (c) and (d) still bring their targets up and check, with the AoE
@@ -416,8 +490,8 @@ probe_targets() { # probe_targets SETUP: sets PROBED to what it found, for the "
 
 DESC[a]="nbdkit file plugin on one local tmpfs file, unix socket (\`nbdkit -U SOCK -f file FILE\`)"
 DESC[b]="qemu-storage-daemon $(qemu-storage-daemon --version 2>/dev/null | awk 'NR==1{print $3}'): \`quorum\` node (vote-threshold=1, read-pattern=$QUORUM_READ) over two \`nbd\` client nodes, exported over NBD on a unix socket; each leg: \`nbdkit -f -i ADDR -p 10809$( ((B_EXTENTS)) || echo ' --filter=noextents') file FILE\` in its disk namespace, disk 1 reached over switch A, disk 2 over switch B (TCP, MTU 9000)"
-DESC[c]="\`xenaoe mirror serve\` over two vblade targets (e1.0, e2.0; $( ((VBLADE_NICS == 2)) && echo 'one vblade process per NIC: both switches' || echo 'switch A only'))"
-DESC[d]="\`xenaoe mirror serve\` over two \`xenaoe disk serve\` targets (e1.0, e2.0, both NICs)"
+DESC[c]="\`xenaoe mirror serve --resync-mbps $RESYNC_MBPS\` over two vblade targets (e1.0, e2.0; $( ((VBLADE_NICS == 2)) && echo 'one vblade process per NIC: both switches' || echo 'switch A only'))"
+DESC[d]="\`xenaoe mirror serve --resync-mbps $RESYNC_MBPS\` over two \`xenaoe disk serve\` targets (e1.0, e2.0, both NICs)"
 MODE[a]="-" MODE[b]="-" MODE[c]="-" MODE[d]="-"
 
 # ---------------------------------------------------------------- cases
@@ -578,6 +652,10 @@ run_setup() { # run_setup SETUP
 			emit "$s" "$(case_label "$rw" "$bs" "$qd")" "$rw" "$bs" "$qd" "not run: $DEAD exited"
 		fi
 	done
+	if ((alive && RESYNC_MIB > 0)) && [[ $s == c || $s == d ]]; then
+		resync_case "$s"
+		setup_alive || alive=0
+	fi
 	# Data check: write $VERIFY_MIB MiB of checksummed 4 KiB blocks at random and read them back
 	# through the export; then, servers stopped, the two legs must hold the same bytes.
 	check="not run"

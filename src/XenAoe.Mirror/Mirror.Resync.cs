@@ -67,7 +67,8 @@ public sealed partial class Mirror
             from.Superblock = from.Superblock with { Events = events };
             to.Superblock = from.Superblock with { LegId = to.Superblock.LegId, LegIndex = to.Index, Incomplete = false };
             await WriteSuperblocksAsync(clean: false).ConfigureAwait(false);
-            Log($"resync {from.Name} -> {to.Name} done: {copied} bytes in {Stopwatch.GetElapsedTime(started).TotalSeconds:0.0} s");
+            var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            Log($"resync {from.Name} -> {to.Name} done: {copied} bytes in {seconds:0.000} s ({copied / 1e6 / Math.Max(seconds, 1e-6):0} MB/s)");
         }
         catch (BlockDeviceException e) when (e.Error is BlockError.Io or BlockError.NoSpace)
         {
