@@ -8,7 +8,15 @@ public static class DaemonBuilder
 {
     public static WebApplicationBuilder Create()
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        // No appsettings.json reloading: the default watches the working directory and everything below it with inotify, so a
+        // disk server started inside (or above) its pool woke a thread on every write to a volume (20,000 times a second under
+        // load), and one started from / would first put a watch on every directory of the machine. Daemons take their settings
+        // from the command line only.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+            ContentRootPath = AppContext.BaseDirectory,
+        });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o =>
         {
