@@ -64,7 +64,7 @@ def tables(path):
     with open(path) as f:
         rows = list(csv.DictReader(f))
     cases, by = [], {}
-    fill, check, resync, reasons = {}, {}, {}, {}
+    fill, check, resync, frames, reasons = {}, {}, {}, {}, {}
     for r in rows:
         s, c = r["setup"], r["case"]
         if c == "fill":
@@ -75,6 +75,9 @@ def tables(path):
             continue
         if c == "resync":
             resync[s] = r
+            continue
+        if s == "frames":
+            frames[c] = r
             continue
         if c not in by:
             by[c] = {}
@@ -142,6 +145,21 @@ def tables(path):
     out.append("")
     out.append("Ratios are IOPS ratios (equal to the MB/s ratios: same request size).")
     out.append("")
+    if frames:
+        # What the topology allows AoE writes without NBD or a mirror (run.sh: frame_path).
+        b = by.get("seq write 64 KiB qd32", {}).get("b")
+        bw = num(b["mbps"]) if b is not None and not b["status"].startswith("not run") else None
+        out.append("AoE frame path, same namespaces and switches, no NBD and no mirror: `aoeload` (benchmarks/aoe-target) writes "
+                   "8.5 KiB frames sequentially at depth 64 to e1.0 over switch A and to e2.0 over switch B at the same time. "
+                   "A mirror writes every byte to both legs, so the smaller leg's MB/s bounds what any mirror over AoE could "
+                   "give a VM here.")
+        out.append("")
+        out.append("| targets | per leg | bound for a mirror, MB/s | bound / (b) seq write 64 KiB qd32 |")
+        out.append("|---|---|---:|---:|")
+        for name, r in frames.items():
+            m = num(r["mbps"])
+            out.append("| %s | %s | %s | %s |" % (name, r["status"], "%.0f" % m if m else "", "%.2f" % (m / bw) if m and bw else ""))
+        out.append("")
 
     # Latency and CPU.
     head = ["case"] + ["(%s) p50 / p99 us" % s for s in present] + ["server CPU % (" + " / ".join(present) + ")",

@@ -39,6 +39,7 @@ QUORUM_READ=fifo
 VBLADE_NICS=2
 VERIFY_MIB=64
 RESYNC_MIB=512
+FRAMES=1
 RESYNC_MBPS=0
 CSV="$HERE/results/latest.csv"
 DOC="$REPO/docs/PERFORMANCE.md"
@@ -63,6 +64,8 @@ usage: run.sh [options]       (as root)
   --resync-mib N       (c), (d): after the cases, disk server 2 is killed, N MiB are written through
                        the degraded mirror, the server is restarted and the mirror's resync of the
                        dirty regions is timed (default $RESYNC_MIB; 0 skips it)
+  --no-frames          skip the AoE frame-path rows (aoeload to null responders and to our disk
+                       servers, no NBD and no mirror: what the topology allows AoE writes)
   --resync-mbps N      the mirror's resync ceiling (\`mirror serve --resync-mbps\`) during the run
                        (default $RESYNC_MBPS: unthrottled, the data path's own speed; the daemon's default is 256)
   --no-build           use the existing xenaoe build instead of running dotnet build
@@ -90,6 +93,7 @@ while (($#)); do
 	--b-extents) B_EXTENTS=1 ;;
 	--vblade-nics) VBLADE_NICS=$2; shift ;;
 	--resync-mib) RESYNC_MIB=$2; shift ;;
+	--no-frames) FRAMES=0 ;;
 	--resync-mbps) RESYNC_MBPS=$2; shift ;;
 	--no-build) BUILD=0 ;;
 	--no-docs) WRITE_DOCS=0 ;;
@@ -111,6 +115,7 @@ JSONDIR="${CSV%.csv}-json"   # fio's JSON of every case, beside the CSV
 [[ $EUID -eq 0 ]] || { echo "run.sh: needs root (namespaces, tmpfs, raw sockets)" >&2; exit 1; }
 need=(ip fio nbdkit nbdinfo python3 flock truncate cmp)
 want b && need+=(qemu-storage-daemon)
+((FRAMES)) && need+=(make cc)
 want c && need+=(vblade)
 { want c || want d; } && need+=(dotnet)
 for tool in "${need[@]}"; do
@@ -678,6 +683,55 @@ run_setup() { # run_setup SETUP
 	rm -rf "$MNT/d1/pool" "$MNT/d2/pool"
 }
 
+# ---------------------------------------------------------------- AoE frame path, no NBD, no mirror
+# What the topology itself allows AoE writes: aoeload (benchmarks/aoe-target, C, one thread, batched
+# syscalls) writes 8.5 KiB frames (17 sectors) sequentially at depth 64 to e1.0 over switch A and to
+# e2.0 over switch B at the same time, as a mirror's two legs; first against null responders (aoeload
+# --respond: no storage at all), then against (d)'s disk servers.  A mirror writes every byte to both
+# legs, so what a VM could see is at most the smaller leg's MB/s.
+frame_case() { # frame_case NAME: both generators at once; emits row NAME with the two legs' MB/s
+	local name=$1 n g1 g2 m1 m2 status=ok
+	for n in 1 2; do rm -f "$LOGDIR/frames-$name-leg$n.log"; done
+	ip netns exec "$CPU" "$AOELOAD" -i eth0 -t 1.0 --op write --pattern seq --sectors 17 --qd 64 --duration "$RUNTIME" \
+		--label "$name" >"$LOGDIR/frames-$name-leg1.log" 2>&1 9>&- &
+	g1=$!
+	ip netns exec "$CPU" "$AOELOAD" -i eth1 -t 2.0 --op write --pattern seq --sectors 17 --qd 64 --duration "$RUNTIME" \
+		--label "$name" >"$LOGDIR/frames-$name-leg2.log" 2>&1 9>&- &
+	g2=$!
+	wait "$g1" || status="aoeload failed (see results/logs)"
+	wait "$g2" || status="aoeload failed (see results/logs)"
+	m1=$(grep -o 'mbps=[0-9.]*' "$LOGDIR/frames-$name-leg1.log" | cut -d= -f2)
+	m2=$(grep -o 'mbps=[0-9.]*' "$LOGDIR/frames-$name-leg2.log" | cut -d= -f2)
+	[[ -n $m1 && -n $m2 ]] || status="aoeload printed no result (see results/logs)"
+	log "(frames) $name: leg 1 ${m1:--} MB/s, leg 2 ${m2:--} MB/s ($status)"
+	[[ $name == warm-up ]] && return
+	emit frames "$name" write 8704 64 "$status: leg 1 ${m1:--} MB/s; leg 2 ${m2:--} MB/s" "$(awk -v a="${m1:-0}" -v b="${m2:-0}" 'BEGIN { printf "%.1f", (a < b ? a : b) }')"
+}
+
+frame_path() {
+	if ! make -s -C "$REPO/benchmarks/aoe-target" >"$LOGDIR/aoeload-build.log" 2>&1; then
+		emit frames "null responders" write 8704 64 "not run: aoeload did not build (see results/logs)"
+		return
+	fi
+	log "(frames) AoE writes with no NBD and no mirror: aoeload to null responders, then to (d)'s disk servers"
+	start_bg frames-null-d1 "$D1" "$AOELOAD" -i eth0 -t 1.0 --respond
+	start_bg frames-null-d2 "$D2" "$AOELOAD" -i eth1 -t 2.0 --respond
+	sleep 0.5
+	frame_case "null responders"
+	stop_setup
+	[[ -z $OURS_STATUS ]] || { emit frames "our disk servers" write 8704 64 "not run: $OURS_STATUS"; return; }
+	START_FAILED=""
+	if start_d_targets; then
+		# A first pass of 2 s: the servers' code is compiled (and recompiled with profile data) during its first seconds.
+		RUNTIME=2 frame_case warm-up
+		frame_case "our disk servers"
+	else
+		emit frames "our disk servers" write 8704 64 "not run: ${START_FAILED:-disk servers did not start}"
+	fi
+	stop_setup
+	rm -rf "$MNT/d1/pool" "$MNT/d2/pool"
+}
+
 # ---------------------------------------------------------------- the run
 for s in a b c d; do
 	want "$s" || continue
@@ -694,6 +748,7 @@ for s in a b c d; do
 	fi
 	run_setup "$s"
 done
+((FRAMES)) && frame_path
 
 rm -rf "$JSONDIR"
 mkdir -p "$JSONDIR"
