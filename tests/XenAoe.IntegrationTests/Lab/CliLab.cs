@@ -51,6 +51,18 @@ internal sealed class CliLab : IAsyncDisposable
 
     public Task<CommandResult> CliAsync(params string[] args) => CliAsync(CliTimeout, args);
 
+    /// <summary>Writes the last lines of the named daemons' logs (logs/NAME.log) to the test's output: the lab and its logs are
+    /// removed when the test ends, so a failure must say what the daemons said before that.</summary>
+    public void WriteLogTails(ITestOutputHelper output, params string[] names)
+    {
+        foreach (var name in names)
+        {
+            var path = Path.Combine(State, "logs", name + ".log");
+            output.WriteLine($"--- {path} (last 40 lines)");
+            output.WriteLine(File.Exists(path) ? string.Join('\n', File.ReadLines(path).TakeLast(40)) : "(no such log)");
+        }
+    }
+
     /// <summary>Runs the CLI with this lab as the default one, typing <paramref name="input"/> on its stdin when given.</summary>
     public Task<CommandResult> CliAsync(TimeSpan timeout, string[] args, string? input = null)
     {
