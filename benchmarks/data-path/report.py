@@ -12,14 +12,21 @@ import sys
 SETUPS = ["a", "b", "c", "d"]
 
 
-def extract(path, rw):
+def load_job(path):
+    """fio's one job from its JSON output, or None if the file is missing or not fio's JSON."""
     try:
         with open(path) as f:
             text = f.read()
         # fio's nbd engine prints "fio: connected to NBD server" on stdout; --output keeps the file clean,
         # but be tolerant of anything before the JSON object.
-        job = json.loads(text[text.index("{"):])["jobs"][0]
+        return json.loads(text[text.index("{"):])["jobs"][0]
     except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
+def extract(path, rw):
+    job = load_job(path)
+    if job is None:
         return ""
     d = job["read"] if "read" in rw else job["write"]
     # Total latency (submission to completion, needs --lat_percentiles=1): with the nbd engine the
@@ -44,12 +51,11 @@ def extract(path, rw):
 
 
 def maxlat(path, rw):
+    job = load_job(path)
     try:
-        with open(path) as f:
-            text = f.read()
-        d = json.loads(text[text.index("{"):])["jobs"][0]["read" if "read" in rw else "write"]
+        d = job["read" if "read" in rw else "write"]
         return "%.0f" % ((d.get("lat_ns") or d["clat_ns"])["max"] / 1e6)
-    except (OSError, ValueError, KeyError, IndexError):
+    except (TypeError, KeyError):
         return ""
 
 
@@ -65,16 +71,12 @@ def tables(path):
         rows = list(csv.DictReader(f))
     cases, by = [], {}
     fill, check, resync, frames, reasons = {}, {}, {}, {}, {}
+    # Rows outside the case matrix, by setup; the frame-path rows, by their name.
+    special = {"fill": fill, "check": check, "resync": resync}
     for r in rows:
         s, c = r["setup"], r["case"]
-        if c == "fill":
-            fill[s] = r
-            continue
-        if c == "check":
-            check[s] = r
-            continue
-        if c == "resync":
-            resync[s] = r
+        if c in special:
+            special[c][s] = r
             continue
         if s == "frames":
             frames[c] = r
