@@ -22,11 +22,11 @@ public static partial class Scheduler
             var name = servers[i].Name;
             var state = cluster.DiskStates[i];
             if (state != ServerState.Up)
-                rejections.Add(new ServerRejection(name, state == ServerState.Down ? "down" : "draining"));
+                rejections.Add(new ServerRejection(name, NotUp(state)));
             else if (excludedServers is not null && excludedServers.Contains(name))
                 rejections.Add(new ServerRejection(name, "excluded by the request"));
             else if (cluster.DiskFree[i] < sizeBytes)
-                rejections.Add(new ServerRejection(name, $"{Bytes(cluster.DiskFree[i])} free, {Bytes(sizeBytes)} needed"));
+                rejections.Add(new ServerRejection(name, TooSmall(cluster.DiskFree[i], sizeBytes)));
             else
                 candidates.Add(i);
         }
@@ -38,11 +38,7 @@ public static partial class Scheduler
                 $"a mirror needs two disk servers with {Bytes(sizeBytes)} free; {candidates.Count} has it", rejections);
         }
 
-        candidates.Sort((a, b) =>
-        {
-            var c = cluster.DiskFree[b].CompareTo(cluster.DiskFree[a]);
-            return c != 0 ? c : a.CompareTo(b);
-        });
+        SortByFreeSpace(candidates, cluster);
         var labels = cluster.Options.DomainLabels;
         for (var i = 0; i < candidates.Count; i++)
         {
@@ -93,20 +89,16 @@ public static partial class Scheduler
             if (name == staying || excludedServers.Contains(name))
                 rejections.Add(new ServerRejection(name, "already holds a leg of this mirror"));
             else if (state != ServerState.Up)
-                rejections.Add(new ServerRejection(name, state == ServerState.Down ? "down" : "draining"));
+                rejections.Add(new ServerRejection(name, NotUp(state)));
             else if (cluster.DiskFree[i] < sizeBytes)
-                rejections.Add(new ServerRejection(name, $"{Bytes(cluster.DiskFree[i])} free, {Bytes(sizeBytes)} needed"));
+                rejections.Add(new ServerRejection(name, TooSmall(cluster.DiskFree[i], sizeBytes)));
             else
                 candidates.Add(i);
         }
         if (candidates.Count == 0)
             return new ReplacementLegPlacement(null, false, $"no other disk server has {Bytes(sizeBytes)} free", rejections);
 
-        candidates.Sort((a, b) =>
-        {
-            var c = cluster.DiskFree[b].CompareTo(cluster.DiskFree[a]);
-            return c != 0 ? c : a.CompareTo(b);
-        });
+        SortByFreeSpace(candidates, cluster);
         var labels = cluster.Options.DomainLabels;
         var stayingLabels = Array.Find(servers, s => s.Name == staying)?.Labels;
         foreach (var i in candidates)
@@ -123,6 +115,17 @@ public static partial class Scheduler
                 + $"{best.Name} ({Bytes(cluster.DiskFree[candidates[0]])} free) is only another server ({Shared(best.Labels, stayingLabels, labels)})",
             rejections);
     }
+
+    /// <summary>Orders disk-server indexes by free space, most first; ties by position, so the choice is stable.</summary>
+    private static void SortByFreeSpace(List<int> candidates, Cluster cluster) => candidates.Sort((a, b) =>
+    {
+        var c = cluster.DiskFree[b].CompareTo(cluster.DiskFree[a]);
+        return c != 0 ? c : a.CompareTo(b);
+    });
+
+    private static string NotUp(ServerState state) => state == ServerState.Down ? "down" : "draining";
+
+    private static string TooSmall(long free, long needed) => $"{Bytes(free)} free, {Bytes(needed)} needed";
 
     /// <summary>
     /// True when, for every domain label either server carries, both carry it with different values, and at least one label
