@@ -44,8 +44,13 @@ public sealed partial class StoragePool : IDisposable
 
     public IReadOnlyList<VolumeSpec> Volumes => [.. _volumes.Values.OrderBy(v => v.Shelf).ThenBy(v => v.Slot)];
 
-    /// <summary>Opens (creating if needed) the pool and takes its lock; throws <see cref="StorageException"/> when another process holds it.</summary>
-    public static StoragePool Open(string directory)
+    /// <summary>
+    /// Opens (creating if needed) the pool and takes its lock; throws <see cref="StorageException"/> when another process still
+    /// holds it after <paramref name="wait"/>. A CLI command that opened the pool directly holds the lock for milliseconds: a
+    /// daemon started at that moment waits it out instead of failing (seen in the lab: a `disk volume list` racing a disk
+    /// server's restart). A running daemon holds it for good, so a second one still fails, only later.
+    /// </summary>
+    public static StoragePool Open(string directory, TimeSpan wait = default)
     {
         directory = System.IO.Path.GetFullPath(directory);
         System.IO.Directory.CreateDirectory(directory);
@@ -53,10 +58,15 @@ public sealed partial class StoragePool : IDisposable
         if (fd < 0)
             throw new StorageException($"cannot open the lock of pool {directory}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
         var handle = new SafeFileHandle(fd, ownsHandle: true);
-        if (Interop.FLock(handle, Interop.LockExclusive | Interop.LockNonBlocking) != 0)
+        var deadline = Environment.TickCount64 + (long)wait.TotalMilliseconds;
+        while (Interop.FLock(handle, Interop.LockExclusive | Interop.LockNonBlocking) != 0)
         {
-            handle.Dispose();
-            throw new StorageException($"pool {directory} is in use by another process (a running disk daemon?)", StorageError.Conflict);
+            if (Environment.TickCount64 >= deadline)
+            {
+                handle.Dispose();
+                throw new StorageException($"pool {directory} is in use by another process (a running disk daemon?)", StorageError.Conflict);
+            }
+            Thread.Sleep(50);
         }
         var pool = new StoragePool(directory, handle);
         try

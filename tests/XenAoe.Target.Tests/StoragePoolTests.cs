@@ -20,6 +20,18 @@ public sealed class StoragePoolTests : IDisposable
     }
 
     [Fact]
+    public async Task An_open_that_may_wait_gets_the_pool_once_its_holder_lets_go()
+    {
+        var holder = StoragePool.Open(_dir);
+        var waiting = Task.Run(() => StoragePool.Open(_dir, wait: TimeSpan.FromSeconds(10)));
+        await Task.Delay(200);
+        Assert.False(waiting.IsCompleted);
+        holder.Dispose();
+        using var pool = await waiting.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(Path.GetFullPath(_dir), pool.Directory);
+    }
+
+    [Fact]
     public void Volumes_and_their_runtime_state_survive_reopening()
     {
         using (var pool = StoragePool.Open(_dir))

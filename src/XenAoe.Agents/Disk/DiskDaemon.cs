@@ -12,7 +12,7 @@ public static class DiskDaemon
     public static async Task RunAsync(DiskServerOptions options, CancellationToken ct = default)
     {
         options.Validate();
-        using var pool = StoragePool.Open(options.PoolDirectory);
+        using var pool = StoragePool.Open(options.PoolDirectory, wait: TimeSpan.FromSeconds(5));
         using var admin = new DiskAdministrator(pool, options.Target);
         var socket = options.ApiSocket ?? DiskApiClient.SocketPath(options.PoolDirectory);
         File.Delete(socket); // a stale socket from a crashed daemon; the pool lock proves no live daemon owns it
