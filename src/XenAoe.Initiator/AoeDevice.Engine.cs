@@ -149,7 +149,7 @@ public sealed partial class AoeDevice
             }
             else if (_closed is not null)
             {
-                request.Complete(_closed is ObjectDisposedException ? new ObjectDisposedException(ToString()) : new BlockDeviceException(BlockError.Io, _closed.Message, _closed));
+                request.Fail(_closed is ObjectDisposedException ? new ObjectDisposedException(ToString()) : new BlockDeviceException(BlockError.Io, _closed.Message, _closed));
             }
             else
             {
@@ -188,7 +188,7 @@ public sealed partial class AoeDevice
             if (!request.Queued && request.LiveFrames == 0)
             {
                 // Cancelled while Submit registers, before it is accepted: Submit sees Finished and does not queue it.
-                request.Complete(error);
+                request.Fail(error);
                 return;
             }
             // Frames already sent may still reach the target: a cancelled write leaves its range undefined, as on any disk.
@@ -298,11 +298,8 @@ public sealed partial class AoeDevice
         dirty |= 1UL << port.Index;
     }
 
-    /// <summary>
-    /// An ATA reply with a userland I/O tag arrived on <paramref name="port"/>. Requests it completes are added to
-    /// <paramref name="completed"/>: the receive thread signals them once it holds no lock, and their continuations run there.
-    /// </summary>
-    internal void OnAtaReply(AoePort port, ReadOnlySpan<byte> frame, in AoeHeader header, long now, ref ulong dirty, List<IoRequest> completed)
+    /// <summary>An ATA reply with a userland I/O tag arrived on <paramref name="port"/>.</summary>
+    internal void OnAtaReply(AoePort port, ReadOnlySpan<byte> frame, in AoeHeader header, long now, ref ulong dirty)
     {
         lock (_lock)
         {
@@ -375,7 +372,7 @@ public sealed partial class AoeDevice
 
             if (error is not null)
             {
-                Finish(request, error, completed);
+                Finish(request, error);
             }
             else
             {
@@ -385,7 +382,7 @@ public sealed partial class AoeDevice
                     _sectorsWritten += count;
                 request.Remaining -= request.Kind == IoKind.Flush ? 1 : count;
                 if (request.Remaining == 0)
-                    Finish(request, null, completed);
+                    Finish(request, null);
             }
             Dispatch(now, ref dirty);
         }
@@ -438,28 +435,20 @@ public sealed partial class AoeDevice
         }
     }
 
-    /// <summary>
-    /// Completes a request (error null) or fails it, releasing its remaining frames so late replies are ignored. With
-    /// <paramref name="signalLater"/> the caller is told after the lock is released (see <see cref="OnAtaReply"/>); without, at
-    /// once, its continuation queued to the thread pool.
-    /// </summary>
-    private void Finish(IoRequest request, Exception? error, List<IoRequest>? signalLater = null)
+    /// <summary>Completes a request (error null) or fails it, releasing its remaining frames so late replies are ignored.</summary>
+    private void Finish(IoRequest request, Exception? error)
     {
         if (request.Finished)
             return;
         _activeRequests--;
-        if (error is not null)
+        if (error is null)
         {
-            _failedRequests++;
-            ReleaseFramesOf(request);
-        }
-        if (signalLater is null)
-        {
-            request.Complete(error);
+            request.Succeed();
             return;
         }
-        request.Conclude(error);
-        signalLater.Add(request);
+        _failedRequests++;
+        ReleaseFramesOf(request);
+        request.Fail(error);
     }
 
     /// <summary>

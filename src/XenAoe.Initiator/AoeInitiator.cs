@@ -13,8 +13,7 @@ namespace XenAoe.Initiator;
 /// per batch of up to BatchSize replies, no epoll hop); it completes frames by tag and sends the frames their completion made
 /// room for in one sendmmsg per NIC per batch. A TimeProvider timer ticks every millisecond while requests are active (every
 /// 20 ms otherwise) for retransmissions, path health, probes and timeouts. Callers' threads submit and send their first frames
-/// directly. Continuations of requests completed by a reply run on the receive thread, after it has released every lock and
-/// sent what the batch made room for; those completed by the timer (failures, timeouts) run on the thread pool.
+/// directly. Continuations of completed requests run on the thread pool, never on these threads.
 /// </para>
 /// <para>
 /// Tags all have bit 31 set: the Linux aoe driver ignores such replies, so it and this initiator can share a host and a NIC.
@@ -183,9 +182,6 @@ public sealed class AoeInitiator : IAsyncDisposable, IDeviceHost
         if (_stopping)
             return;
         _stopping = true;
-        // A caller's continuation runs on a receive thread (ReceiveLoop): joining that thread from itself would never return.
-        if (Array.IndexOf(_receivers, Thread.CurrentThread) >= 0)
-            await Task.Yield();
         await _timer.DisposeAsync().ConfigureAwait(false);
         foreach (var device in _devices.Values)
             device.Close(new ObjectDisposedException(nameof(AoeInitiator)));
@@ -260,7 +256,6 @@ public sealed class AoeInitiator : IAsyncDisposable, IDeviceHost
     {
         // Slack for a VLAN tag.
         using var batch = new PacketBatch(_options.BatchSize, port.FrameSize + 4);
-        var completed = new List<IoRequest>();
         while (!_stopping)
         {
             int count;
@@ -277,16 +272,12 @@ public sealed class AoeInitiator : IAsyncDisposable, IDeviceHost
             var now = _time.GetTimestamp();
             ulong dirty = 0;
             for (var i = 0; i < count; i++)
-                Handle(port, batch.Frame(i), now, ref dirty, completed);
+                Handle(port, batch.Frame(i), now, ref dirty);
             FlushPorts(dirty);
-            // The callers' continuations run here, inline: a VM write's mirror completion and its NBD reply go out from this
-            // thread instead of waking a pool thread per request (a wake-up costs more than the work on our 2-core hosts).
-            // They never block (everything above the initiator is asynchronous), and no lock is held now.
-            IoRequest.SignalAll(completed);
         }
     }
 
-    private void Handle(NicPort port, ReadOnlySpan<byte> frame, long now, ref ulong dirty, List<IoRequest> completed)
+    private void Handle(NicPort port, ReadOnlySpan<byte> frame, long now, ref ulong dirty)
     {
         if (!AoeHeader.TryRead(frame, out var header) || !header.IsResponse || header.Version != AoeProtocol.Version)
             return;
@@ -308,7 +299,7 @@ public sealed class AoeInitiator : IAsyncDisposable, IDeviceHost
         if ((header.Tag & TagTable.ControlBit) != 0)
             device.OnControlReply(port, frame, header, now);
         else if (header.Command == AoeCommand.Ata)
-            device.OnAtaReply(port, frame, header, now, ref dirty, completed);
+            device.OnAtaReply(port, frame, header, now, ref dirty);
     }
 
     private void Learn(NicPort port, ReadOnlySpan<byte> frame, in AoeHeader header, in ConfigHeader config, long now)

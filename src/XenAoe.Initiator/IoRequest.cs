@@ -24,11 +24,12 @@ internal sealed class IoRequest : IValueTaskSource
     private int _cursor;
     private List<(int Offset, int Count)>? _givenBack;
     private bool _flushTaken;
-    private Exception? _outcome;
 
     public IoRequest(IoRequestPool? pool = null)
     {
         _pool = pool;
+        // Completions happen on the receive thread under the device lock: the caller's continuation must never run there.
+        _core.RunContinuationsAsynchronously = true;
     }
 
     public IoKind Kind { get; private set; }
@@ -126,45 +127,19 @@ internal sealed class IoRequest : IValueTaskSource
         (_givenBack ??= []).Add((offset, count));
     }
 
-    /// <summary>
-    /// Ends the request (succeeded when <paramref name="error"/> is null) under the device lock: late replies are ignored from
-    /// now on. The caller is told with <see cref="Signal"/>, which may come later, outside the lock.
-    /// </summary>
-    public void Conclude(Exception? error)
+    public void Succeed()
     {
         Finished = true;
-        _outcome = error;
+        Registration.Unregister();
+        _core.SetResult(true);
+    }
+
+    public void Fail(Exception error)
+    {
+        Finished = true;
         // Unregister, not Dispose: Dispose would wait for a running cancellation callback, which waits for the device lock we hold.
         Registration.Unregister();
-    }
-
-    /// <summary>
-    /// Completes the caller's awaitable with the outcome <see cref="Conclude"/> recorded. <paramref name="inline"/> runs the
-    /// caller's continuation on this thread before returning; only call it so with no lock held. The request may be reused as
-    /// soon as this returns (or during it): do not touch it afterwards.
-    /// </summary>
-    public void Signal(bool inline)
-    {
-        _core.RunContinuationsAsynchronously = !inline;
-        if (_outcome is { } error)
-            _core.SetException(error);
-        else
-            _core.SetResult(true);
-    }
-
-    /// <summary>Signals every request in <paramref name="completed"/> inline (see <see cref="Signal"/>) and empties the list.</summary>
-    public static void SignalAll(List<IoRequest> completed)
-    {
-        foreach (var request in completed)
-            request.Signal(inline: true);
-        completed.Clear();
-    }
-
-    /// <summary>Concludes and signals at once, the continuation on the thread pool: safe under the device lock.</summary>
-    public void Complete(Exception? error)
-    {
-        Conclude(error);
-        Signal(inline: false);
+        _core.SetException(error);
     }
 
     public void GetResult(short token)
@@ -175,7 +150,6 @@ internal sealed class IoRequest : IValueTaskSource
         }
         finally
         {
-            _outcome = null;
             Buffer = default;
             Registration = default;
             _core.Reset();

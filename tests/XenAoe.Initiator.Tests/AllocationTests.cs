@@ -53,7 +53,6 @@ public sealed class AllocationTests
         var port = new EchoPort(new MacAddress(0x02_00_00_00_00_01), targetMac);
         device.AddOrUpdatePath(port, targetMac, 17, 64, time.GetTimestamp(), TimeSpan.FromMilliseconds(1));
         var buffer = new byte[4 << 20];
-        var completed = new List<IoRequest>();
 
         void Run(bool write)
         {
@@ -63,8 +62,7 @@ public sealed class AllocationTests
                 AoeHeader.TryRead(reply, out var header);
                 ulong dirty = 0;
                 time.Advance(TimeSpan.FromMicroseconds(20));
-                device.OnAtaReply(port, reply, header, time.GetTimestamp(), ref dirty, completed);
-                IoRequest.SignalAll(completed);
+                device.OnAtaReply(port, reply, header, time.GetTimestamp(), ref dirty);
             }
             Assert.True(io.IsCompletedSuccessfully);
             io.GetAwaiter().GetResult();

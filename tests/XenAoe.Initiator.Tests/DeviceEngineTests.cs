@@ -66,11 +66,7 @@ public sealed class DeviceEngineTests
             if ((header.Tag & TagTable.ControlBit) != 0)
                 Device.OnControlReply(port, reply, header, now);
             else if (header.Command == AoeCommand.Ata)
-            {
-                var completed = new List<IoRequest>();
-                Device.OnAtaReply(port, reply, header, now, ref dirty, completed);
-                IoRequest.SignalAll(completed);
-            }
+                Device.OnAtaReply(port, reply, header, now, ref dirty);
         }
 
         /// <summary>Answers every frame sent until nothing more is sent; returns the frames answered.</summary>
