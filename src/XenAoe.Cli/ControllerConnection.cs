@@ -1,17 +1,9 @@
 using System.CommandLine;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using XenAoe.Control.Api;
+using XenAoe.Lab.Cluster;
 
 namespace XenAoe.Cli;
-
-/// <summary>Where a lab's controllers listen, recorded by <c>xenaoe lab up</c> in <c>LAB_STATE/controller.json</c>.</summary>
-/// <param name="Namespace">The lab's admin-station namespace, on whose management network the controllers listen.</param>
-public sealed record LabControllers(string Namespace, IReadOnlyList<string> Urls, string TokenFile, string Store);
-
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
-[JsonSerializable(typeof(LabControllers))]
-internal sealed partial class CliJsonContext : JsonSerializerContext;
 
 /// <summary>
 /// How a command reaches the controller: <c>--controller URL</c> (repeat for standbys) and <c>--token</c>, else
@@ -22,9 +14,7 @@ internal static class ControllerConnection
     public static readonly Option<string[]> Urls = new("--controller") { Description = "Controller URL (repeat for standbys); default $XENAOE_CONTROLLER, else the lab's" };
     public static readonly Option<string> Token = new("--token") { Description = "API token; default $XENAOE_TOKEN, else the lab controller's token file" };
 
-    public static string LabFile(string labState) => Path.Combine(labState, "controller.json");
-
-    public static bool LabHasController(string labState) => File.Exists(LabFile(labState));
+    public static bool LabHasController(string labState) => File.Exists(LabControllers.FileIn(labState));
 
     public static ControllerClient Open(ParseResult parse, TimeSpan? timeout = null)
     {
@@ -40,10 +30,10 @@ internal static class ControllerConnection
     /// <summary>The controllers of the lab recorded in <paramref name="labState"/>, reached inside its admin namespace.</summary>
     public static ControllerClient OpenLab(string labState, TimeSpan? timeout = null, string? token = null)
     {
-        var file = LabFile(labState);
+        var file = LabControllers.FileIn(labState);
         if (!File.Exists(file))
             throw new ArgumentException("no controller to talk to: give --controller URL and --token, set $XENAOE_CONTROLLER and $XENAOE_TOKEN, or start the lab (`xenaoe lab up`)");
-        var lab = JsonSerializer.Deserialize(File.ReadAllText(file), CliJsonContext.Default.LabControllers)
+        var lab = JsonSerializer.Deserialize(File.ReadAllText(file), LabControllersJsonContext.Default.LabControllers)
             ?? throw new InvalidDataException($"{file} is empty");
         return new ControllerClient(lab.Urls, token ?? File.ReadAllText(lab.TokenFile).Trim(), timeout, lab.Namespace);
     }

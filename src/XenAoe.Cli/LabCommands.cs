@@ -39,7 +39,7 @@ internal static class LabCommands
                 throw new ArgumentException("--vms is 0..20");
             if (plan.DiskServers < 2)
                 throw new ArgumentException("a mirrored cluster needs at least two disk servers");
-            var cluster = new LabCluster(plan, Console.Out);
+            var cluster = new LabCluster(plan, Console.Out, Self());
             try
             {
                 var booted = await cluster.UpAsync(parse.GetValue(vms), parse.GetValue(store), ct);
@@ -147,5 +147,14 @@ internal static class LabCommands
             Console.WriteLine($"lab removed ({report.Removed.Count} items)");
         }));
         return command;
+    }
+
+    /// <summary>How to run this very CLI again inside a namespace: the apphost, or <c>dotnet xenaoe.dll</c>.</summary>
+    private static LabCluster.Program Self()
+    {
+        var process = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which program this is");
+        return Path.GetFileNameWithoutExtension(process) == "dotnet"
+            ? new(process, [typeof(LabCommands).Assembly.Location])
+            : new(process, []);
     }
 }

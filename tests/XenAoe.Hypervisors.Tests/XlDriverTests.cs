@@ -1,5 +1,5 @@
 using XenAoe.Hypervisors.Xen;
-using XenAoe.Lab;
+using XenAoe.Os;
 
 namespace XenAoe.Hypervisors.Tests;
 

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 using XenAoe.Aoe;
 using XenAoe.Block;
 using XenAoe.Hypervisors;
-using XenAoe.Lab;
+using XenAoe.Os;
 using XenAoe.Mirror;
 using XenAoe.Nbd;
 using XenAoe.Net;

@@ -22,7 +22,7 @@ public sealed class ControllerClient : IDisposable
             throw new ArgumentException("no controller URL");
         _clients = [.. urls.Select(url =>
         {
-            var http = networkNamespace is null ? new HttpClient() : XenAoe.Lab.NamespaceHttp.Create(networkNamespace, Timeout.InfiniteTimeSpan);
+            var http = networkNamespace is null ? new HttpClient() : XenAoe.Os.NamespaceHttp.Create(networkNamespace, Timeout.InfiniteTimeSpan);
             http.BaseAddress = new Uri(url.TrimEnd('/') + "/");
             http.Timeout = timeout ?? TimeSpan.FromSeconds(30);
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);

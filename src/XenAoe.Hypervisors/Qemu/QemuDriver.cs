@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using XenAoe.Hypervisors.Qmp;
-using XenAoe.Lab;
+using XenAoe.Os;
 
 namespace XenAoe.Hypervisors.Qemu;
 

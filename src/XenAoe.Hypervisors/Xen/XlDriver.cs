@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using XenAoe.Lab;
+using XenAoe.Os;
 
 namespace XenAoe.Hypervisors.Xen;
 

@@ -256,13 +256,6 @@ public sealed class LabStateFile : IAsyncDisposable
 
     public ValueTask DisposeAsync() => _lock?.DisposeAsync() ?? ValueTask.CompletedTask;
 
-    private void SyncDirectory()
-    {
-        // The rename is durable only once the directory entry is: fsync the directory through libc.
-        var fd = Interop.Open(Directory, Interop.OpenReadOnlyCloexec);
-        if (fd < 0)
-            return;
-        _ = Interop.FSync(fd);
-        Interop.Close(fd);
-    }
+    // The rename is durable only once the directory entry is.
+    private void SyncDirectory() => DirectorySync.Sync(Directory);
 }

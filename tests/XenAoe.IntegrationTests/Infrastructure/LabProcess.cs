@@ -117,7 +117,7 @@ public sealed class LabProcess : IAsyncDisposable
     /// <summary>Sends a signal to the process only (not its children) and returns at once.</summary>
     public void Signal(int signal)
     {
-        if (!_process.HasExited && !XenAoe.Lab.Signal.Send(Pid, signal) && !_process.HasExited)
+        if (!_process.HasExited && !XenAoe.Os.Signal.Send(Pid, signal) && !_process.HasExited)
             throw new InvalidOperationException($"kill({Pid}, {signal}) for {Description} failed: {Marshal.GetLastPInvokeErrorMessage()}");
     }
 
@@ -125,14 +125,14 @@ public sealed class LabProcess : IAsyncDisposable
     /// Ends the process: SIGKILL (the default) goes to its process group and process tree; any other signal goes to the
     /// process, and if it has not exited after 10 s the group and tree are killed. Completes when the process has exited.
     /// </summary>
-    public async Task KillAsync(int signal = XenAoe.Lab.Signal.Kill)
+    public async Task KillAsync(int signal = XenAoe.Os.Signal.Kill)
     {
         if (_process.HasExited)
         {
             KillGroup();
             return;
         }
-        if (signal != XenAoe.Lab.Signal.Kill)
+        if (signal != XenAoe.Os.Signal.Kill)
         {
             Signal(signal);
             using var grace = new CancellationTokenSource(s_killGrace);
@@ -184,7 +184,7 @@ public sealed class LabProcess : IAsyncDisposable
     private void KillGroup()
     {
         // ESRCH (the group is empty) is the normal outcome once everything has exited.
-        _ = XenAoe.Lab.Signal.Send(-Pid, XenAoe.Lab.Signal.Kill);
+        _ = XenAoe.Os.Signal.Send(-Pid, XenAoe.Os.Signal.Kill);
     }
 
     private async Task PumpAsync(Stream stream)

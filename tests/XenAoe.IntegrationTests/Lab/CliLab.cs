@@ -34,7 +34,7 @@ internal sealed class CliLab : IAsyncDisposable
     {
         Prefix = letters + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3))[..5];
         State = Directory.CreateTempSubdirectory($"xenaoe-lab-{letters}-").FullName;
-        _http = XenAoe.Lab.NamespaceHttp.Create(Prefix + "-sw", TimeSpan.FromSeconds(2));
+        _http = XenAoe.Os.NamespaceHttp.Create(Prefix + "-sw", TimeSpan.FromSeconds(2));
     }
 
     public string Prefix { get; }

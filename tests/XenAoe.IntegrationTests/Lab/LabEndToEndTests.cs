@@ -56,7 +56,7 @@ public sealed class LabEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
                 Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30) && !migration.IsCompleted, "the migration to cpu1 was never seen sending memory");
                 await Task.Delay(TimeSpan.FromMilliseconds(5));
             }
-            Assert.True(XenAoe.Lab.Signal.Send(disk2, XenAoe.Lab.Signal.Kill), "disk2's daemon was running");
+            Assert.True(XenAoe.Os.Signal.Send(disk2, XenAoe.Os.Signal.Kill), "disk2's daemon was running");
             reports.Add(await migration);
         }
 
@@ -127,7 +127,7 @@ public sealed class LabEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
         private async Task RunAsync(string ns, string url)
         {
             // A request answered late is slow, not lost: a browser waits longer than a VM's disk stalls when a disk server dies.
-            using var http = XenAoe.Lab.NamespaceHttp.Create(ns, TimeSpan.FromSeconds(10));
+            using var http = XenAoe.Os.NamespaceHttp.Create(ns, TimeSpan.FromSeconds(10));
             while (!_stop.IsCancellationRequested)
             {
                 try

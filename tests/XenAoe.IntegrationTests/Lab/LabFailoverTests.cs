@@ -28,7 +28,7 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
         await _lab.UpAsync(output);
         var before = await _lab.CounterAfterAsync(3);
         var clock = Stopwatch.StartNew();
-        KillNamespace("cpu1", XenAoe.Lab.Signal.Kill);
+        KillNamespace("cpu1", XenAoe.Os.Signal.Kill);
         var after = await WaitForVmOnAsync("cpu2", before);
         output.WriteLine($"kill -9 of cpu1 to vm1 answering on cpu2: {clock.Elapsed.TotalSeconds:0.0} s (counter {before} -> {after})");
         Assert.True(after >= before, $"the counter went back from {before} to {after}");
@@ -42,12 +42,12 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
         var before = await _lab.CounterAfterAsync(3);
         var refusedBefore = await ReservedRefusalsAsync();
         var clock = Stopwatch.StartNew();
-        var frozen = KillNamespace("cpu1", XenAoe.Lab.Signal.Stop);
+        var frozen = KillNamespace("cpu1", XenAoe.Os.Signal.Stop);
         var after = await WaitForVmOnAsync("cpu2", before);
         output.WriteLine($"SIGSTOP of cpu1 to vm1 answering on cpu2: {clock.Elapsed.TotalSeconds:0.0} s (counter {before} -> {after})");
 
         foreach (var pid in frozen)
-            XenAoe.Lab.Signal.Send(pid, XenAoe.Lab.Signal.Continue);
+            XenAoe.Os.Signal.Send(pid, XenAoe.Os.Signal.Continue);
         // The thawed guest keeps writing its counter every 200 ms until the controller, hearing cpu1 again, kills it.
         await Eventually.TrueAsync(async () => await ReservedRefusalsAsync() > refusedBefore, TimeSpan.FromSeconds(30),
             "the thawed host's writes to be refused by the disk servers (AoE error 6)");
@@ -76,8 +76,8 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
     {
         await _lab.UpAsync(output);
         var before = await _lab.CounterAfterAsync(3);
-        Assert.True(XenAoe.Lab.Signal.Send(await _lab.DaemonPidAsync("disk2"), XenAoe.Lab.Signal.Kill), "disk2's daemon was running");
-        KillNamespace("cpu1", XenAoe.Lab.Signal.Kill);
+        Assert.True(XenAoe.Os.Signal.Send(await _lab.DaemonPidAsync("disk2"), XenAoe.Os.Signal.Kill), "disk2's daemon was running");
+        KillNamespace("cpu1", XenAoe.Os.Signal.Kill);
         await WaitForVmOnAsync("cpu2", before);
         using (var jobs = JsonDocument.Parse((await _lab.CliAsync("job", "list", "--json")).EnsureSuccess().StdOut))
         {
@@ -127,7 +127,7 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
         var pid = await _lab.DaemonPidAsync(leader);
 
         var job = JsonDocument.Parse((await _lab.CliAsync("vm", "migrate", "vm1", "--to", "cpu2", "--no-wait", "--json")).EnsureSuccess().StdOut).RootElement.GetProperty("id").GetString()!;
-        Assert.True(XenAoe.Lab.Signal.Send(pid, XenAoe.Lab.Signal.Kill), $"{leader} was running");
+        Assert.True(XenAoe.Os.Signal.Send(pid, XenAoe.Os.Signal.Kill), $"{leader} was running");
         var clock = Stopwatch.StartNew();
         string? newLeader = null;
         await Eventually.TrueAsync(async () =>
@@ -184,7 +184,7 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
             .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
         Assert.NotEmpty(pids);
         foreach (var pid in pids)
-            XenAoe.Lab.Signal.Send(pid, signal);
+            XenAoe.Os.Signal.Send(pid, signal);
         return pids;
     }
 

@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 
-namespace XenAoe.Lab;
+namespace XenAoe.Os;
 
 /// <summary>HTTP from this process to addresses that exist only inside a network namespace (a lab's VMs, its management network).</summary>
 public static class NamespaceHttp

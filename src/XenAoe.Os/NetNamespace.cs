@@ -1,7 +1,7 @@
 using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 
-namespace XenAoe.Lab;
+namespace XenAoe.Os;
 
 /// <summary>
 /// Runs code of this process inside a named network namespace: a fresh thread joins the namespace with setns(2)

@@ -1,4 +1,4 @@
-namespace XenAoe.Lab;
+namespace XenAoe.Os;
 
 /// <summary>Whether this process can build network namespaces: euid 0 and a working `ip netns`.</summary>
 public static class Root

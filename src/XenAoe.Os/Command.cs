@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace XenAoe.Lab;
+namespace XenAoe.Os;
 
 /// <summary>The outcome of a finished command.</summary>
 public sealed record CommandResult(int ExitCode, string StdOut, string StdErr)

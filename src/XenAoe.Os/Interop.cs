@@ -1,8 +1,8 @@
 using System.Runtime.InteropServices;
 
-namespace XenAoe.Lab;
+namespace XenAoe.Os;
 
-/// <summary>The few libc calls the lab needs beyond System.Diagnostics.Process.</summary>
+/// <summary>The few libc calls beyond System.Diagnostics.Process: namespaces, signals, fsync.</summary>
 internal static partial class Interop
 {
     private const string Libc = "libc";
@@ -40,4 +40,18 @@ public static class Signal
     public const int Terminate = 15;
     public const int Continue = 18;
     public const int Stop = 19;
+}
+
+/// <summary>Durability of directory entries: a rename or create is durable only once its directory is synced.</summary>
+public static class DirectorySync
+{
+    /// <summary>fsync(2) of the directory; best effort (the rename it follows is atomic either way, this only makes it durable sooner).</summary>
+    public static void Sync(string directory)
+    {
+        var fd = Interop.Open(directory, Interop.OpenReadOnlyCloexec);
+        if (fd < 0)
+            return;
+        _ = Interop.FSync(fd);
+        Interop.Close(fd);
+    }
 }

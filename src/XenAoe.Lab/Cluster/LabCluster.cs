@@ -4,30 +4,41 @@ using System.Net;
 using XenAoe.Agents;
 using XenAoe.Agents.Disk;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using XenAoe.Agents.Host;
 using XenAoe.Control;
 using XenAoe.Control.Api;
 using XenAoe.Control.Model;
-using XenAoe.Lab;
-using XenAoe.Lab.Cluster;
 using XenAoe.Lab.Guests;
 using XenAoe.Storage;
 
-namespace XenAoe.Cli;
+namespace XenAoe.Lab.Cluster;
 
-/// <summary>
-/// <c>xenaoe lab up</c> past the network: the disk and host daemons in their namespaces, the guest image, the first VMs'
-/// mirrored root volumes, and the VMs booted from them. Every daemon is started through <see cref="LabProcesses"/>, so
-/// <c>lab down</c> finds it even after a crash.
-/// </summary>
 /// <summary>Where the lab's controllers keep the desired state.</summary>
-internal enum LabStore
+public enum LabStore
 {
     Sqlite,
     Etcd,
 }
 
-internal sealed class LabCluster(LabPlan plan, TextWriter log)
+/// <summary>Where a lab's controllers listen, recorded by <c>xenaoe lab up</c> in <c>LAB_STATE/controller.json</c>.</summary>
+/// <param name="Namespace">The lab's admin-station namespace, on whose management network the controllers listen.</param>
+public sealed record LabControllers(string Namespace, IReadOnlyList<string> Urls, string TokenFile, string Store)
+{
+    public static string FileIn(string labState) => Path.Combine(labState, "controller.json");
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
+[JsonSerializable(typeof(LabControllers))]
+public sealed partial class LabControllersJsonContext : JsonSerializerContext;
+
+/// <summary>
+/// <c>xenaoe lab up</c> past the network: the disk and host daemons in their namespaces, the guest image, the first VMs'
+/// mirrored root volumes, and the VMs booted from them. Every daemon is started through <see cref="LabProcesses"/>, so
+/// <c>lab down</c> finds it even after a crash. The daemons are the product's own <c>xenaoe</c> program, given as
+/// <paramref name="xenaoe"/>.
+/// </summary>
+public sealed class LabCluster(LabPlan plan, TextWriter log, LabCluster.Program xenaoe)
 {
     public const int DiskApiPort = 7200;
     public const int HostApiPort = 7300;
@@ -35,6 +46,9 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
     public const long RootVolumeBytes = 128L << 20;
     private static readonly TimeSpan DaemonStartTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan BootTimeout = TimeSpan.FromMinutes(3);
+
+    /// <summary>How to run the <c>xenaoe</c> program: an apphost, or <c>dotnet</c> with the assembly as <paramref name="Prefix"/>.</summary>
+    public sealed record Program(string File, IReadOnlyList<string> Prefix);
 
     private readonly LabProcesses _processes = new(plan.StateDirectory);
     private int _step;
@@ -181,7 +195,7 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
                 "--listen", $"{admin}:{ControllerApiPort + c - 1}", "--token-file", tokenFile], ct);
         }
         var lab = new LabControllers(plan.SwitchNamespace, urls, tokenFile, storeText);
-        File.WriteAllText(ControllerConnection.LabFile(plan.StateDirectory), JsonSerializer.Serialize(lab, CliJsonContext.Default.LabControllers));
+        File.WriteAllText(LabControllers.FileIn(plan.StateDirectory), JsonSerializer.Serialize(lab, LabControllersJsonContext.Default.LabControllers));
         var client = new ControllerClient(urls, File.ReadAllText(tokenFile).Trim(), TimeSpan.FromSeconds(30), plan.SwitchNamespace);
         foreach (var url in urls)
         {
@@ -200,7 +214,7 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
     {
         foreach (var directory in new[] { "pools", "hosts", "controller" }.Select(d => Path.Combine(labState, d)).Where(Directory.Exists))
             Directory.Delete(directory, recursive: true);
-        File.Delete(ControllerConnection.LabFile(labState));
+        File.Delete(LabControllers.FileIn(labState));
     }
 
     /// <summary>Reads a lab VM's counter over HTTP from the admin station (the switch namespace); null when it does not answer.</summary>
@@ -234,8 +248,7 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
 
     private async Task StartDaemonAsync(string name, string ns, string[] args, CancellationToken ct)
     {
-        var (self, prefix) = Self();
-        var entry = await _processes.StartAsync(ns, name, self, [.. prefix, .. args], ct: ct);
+        var entry = await _processes.StartAsync(ns, name, xenaoe.File, [.. xenaoe.Prefix, .. args], ct: ct);
         Detail($"pid {entry.Pid}, log {entry.LogFile}");
     }
 
@@ -262,15 +275,6 @@ internal sealed class LabCluster(LabPlan plan, TextWriter log)
             }
             await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
         }
-    }
-
-    /// <summary>How to run this very CLI again inside a namespace: the apphost, or <c>dotnet xenaoe.dll</c>.</summary>
-    public static (string File, string[] Prefix) Self()
-    {
-        var process = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which program this is");
-        return Path.GetFileNameWithoutExtension(process) == "dotnet"
-            ? (process, [typeof(LabCluster).Assembly.Location])
-            : (process, []);
     }
 
     private static string CreateDirectory(string path)
