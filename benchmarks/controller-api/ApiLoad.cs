@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using XenAoe.Control.Jobs;
 using XenAoe.Control.Model;
 using XenAoe.Control.Store;
 using XenAoe.Hypervisors;
@@ -50,7 +51,7 @@ public static class ApiLoad
             {
                 Id = i.ToString("D6", CultureInfo.InvariantCulture), Kind = "vm-start", Target = $"load-vm-{i % Math.Max(vms, 1):D4}",
                 State = JobState.Succeeded, Owner = "loopback-controller", Attempts = 1, CreatedAt = now, StartedAt = now, FinishedAt = now,
-                Parameters = new() { ["host"] = "cpu-1" },
+                Format = JobRecord.CurrentFormat, Parameters = JobKinds.VmStart.Write(new NoParameters()),
                 Steps = [new JobStep("place", JobState.Succeeded, now, now, "cpu-1"), new JobStep("start", JobState.Succeeded, now, now)],
                 Log = [new JobLogLine(now, "running on cpu-1")],
             };

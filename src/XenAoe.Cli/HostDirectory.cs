@@ -72,7 +72,7 @@ internal sealed class HostDirectory : IDisposable
         {
             try
             {
-                if (await client.GetAsync(vm, ct) is { } status && status.Role != "incoming")
+                if (await client.GetAsync(vm, ct) is { } status && status.Role != VmRole.Incoming)
                     return (client, status);
             }
             catch (HttpRequestException)

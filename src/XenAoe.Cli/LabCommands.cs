@@ -115,7 +115,7 @@ internal static class LabCommands
                     {
                         var number = int.TryParse(vm.Name.AsSpan(2), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : 0;
                         var counter = number > 0 ? await LabCluster.ReadCounterAsync(plan, LabCluster.VmAddress(plan, number), ct) : null;
-                        rows.Add([vm.Name, info.Name, vm.State, string.Join(" ", vm.Disks.Select(d => $"{d.Id}:{d.Health}")), counter?.ToString(CultureInfo.InvariantCulture) ?? "-"]);
+                        rows.Add([vm.Name, info.Name, vm.State, string.Join(" ", vm.Disks.Select(d => $"{d.Id}:{d.Health.ToString().ToLowerInvariant()}")), counter?.ToString(CultureInfo.InvariantCulture) ?? "-"]);
                     }
                 }
                 catch (Exception e) when (e is HttpRequestException or HostException or TaskCanceledException)

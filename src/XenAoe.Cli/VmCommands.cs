@@ -94,9 +94,9 @@ internal static class VmCommands
                 rows.Add(["accelerator", live.Accelerator]);
                 rows.Add(["serial console", $"xenaoe console {live.Name}  (log {live.Consoles?.SerialLogPath})"]);
                 rows.Add(["vnc", live.Consoles?.Vnc ?? "-"]);
-                rows.AddRange(live.Disks.Select(d => (IReadOnlyList<string>)[$"mirror {d.Id}", $"{d.Health}, {d.DirtyRegions} dirty regions{(d.Detail is null ? "" : $" ({d.Detail})")}"]));
+                rows.AddRange(live.Disks.Select(d => (IReadOnlyList<string>)[$"mirror {d.Id}", $"{d.Health.ToString().ToLowerInvariant()}, {d.DirtyRegions} dirty regions{(d.Detail is null ? "" : $" ({d.Detail})")}"]));
                 if (live.Migration is { } m)
-                    rows.Add(["last migration", $"{m.Phase}: total {m.TotalMs:0} ms, downtime {m.DowntimeMs:0} ms, hand-over {m.HandoverMs:0} ms"]);
+                    rows.Add(["last migration", $"{m.Phase.ToString().ToLowerInvariant()}: total {m.TotalMs:0} ms, downtime {m.DowntimeMs:0} ms, hand-over {m.HandoverMs:0} ms"]);
             }
             Table.Write(System.Console.Out, ["FIELD", "VALUE"], rows);
         }));

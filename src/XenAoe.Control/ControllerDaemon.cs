@@ -28,11 +28,12 @@ public static partial class ControllerDaemon
         options.Validate();
         var storeOptions = StateStoreOptions.Parse(options.Store);
         var token = ApiToken.ReadOrCreate(options.TokenFile);
-        var agents = new AgentClients(token);
+        using var agents = new HttpAgents(token);
         await using var store = storeOptions.CreateStore();
         await using var election = storeOptions.CreateLeaderElection(store);
         var state = new ControllerState(store);
         var placement = new Placement(state);
+        var jobs = new JobServices(state, placement, agents).Jobs();
 
         var builder = DaemonBuilder.Create();
         builder.WebHost.ConfigureKestrel(k =>
@@ -63,7 +64,7 @@ public static partial class ControllerDaemon
                 await election.CampaignAsync(options.Name, ct).ConfigureAwait(false);
                 Log.Leading(daemonLog, options.Name);
                 using var leading = CancellationTokenSource.CreateLinkedTokenSource(ct, election.LeadershipLost);
-                var runner = new JobRunner(state, new Operations(state, placement, agents), options.Name, log.CreateLogger<JobRunner>());
+                var runner = new JobRunner(state, jobs, options.Name, log.CreateLogger<JobRunner>());
                 var monitor = new HostMonitor(state, options, agents, log.CreateLogger<HostMonitor>());
                 await Task.WhenAll(runner.RunAsync(leading.Token), monitor.RunAsync(leading.Token)).ConfigureAwait(false);
                 if (!ct.IsCancellationRequested)

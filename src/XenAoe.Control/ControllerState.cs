@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using XenAoe.Control.Jobs;
 using XenAoe.Control.Model;
 using XenAoe.Control.Store;
 
@@ -61,13 +62,52 @@ public sealed class ControllerState(IStateStore store, TimeProvider? time = null
 
     public Task DeleteVmAsync(string name, CancellationToken ct) => Store.DeleteAsync($"vms/{name}", null, ct);
 
-    public async Task<IReadOnlyList<JobRecord>> JobsAsync(CancellationToken ct) =>
-        [.. (await ListAsync("jobs/", Json.JobRecord, ct).ConfigureAwait(false)).OrderBy(j => j.Id, StringComparer.Ordinal)];
+    /// <summary>Every job, oldest first. A record that cannot be parsed at all is failed in the store (its text kept in its log) and listed so.</summary>
+    public async Task<IReadOnlyList<JobRecord>> JobsAsync(CancellationToken ct)
+    {
+        var jobs = new List<JobRecord>();
+        foreach (var entry in await Store.ListAsync("jobs/", ct).ConfigureAwait(false))
+            jobs.Add(await ReadJobAsync(entry, ct).ConfigureAwait(false));
+        return [.. jobs.OrderBy(j => j.Id, StringComparer.Ordinal)];
+    }
 
-    public Task<JobRecord?> JobAsync(string id, CancellationToken ct) => GetAsync($"jobs/{id}", Json.JobRecord, ct);
+    public async Task<JobRecord?> JobAsync(string id, CancellationToken ct) =>
+        await Store.GetAsync($"jobs/{id}", ct).ConfigureAwait(false) is { } entry ? await ReadJobAsync(entry, ct).ConfigureAwait(false) : null;
 
     public Task<JobRecord?> UpdateJobAsync(string id, Func<JobRecord, JobRecord?> change, CancellationToken ct) =>
         UpdateAsync($"jobs/{id}", change, Json.JobRecord, ct);
+
+    /// <summary>
+    /// The job in <paramref name="entry"/>. One this controller cannot parse (damaged, or written by something else) is replaced,
+    /// compare-and-swap on its revision, by a failed job that says why and keeps the original text in its log: nothing is lost,
+    /// and no runner or listing trips over it again.
+    /// </summary>
+    private async Task<JobRecord> ReadJobAsync(StoreEntry entry, CancellationToken ct)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(entry.Value.Span, Json.JobRecord) ?? throw new JsonException("the record is null");
+        }
+        catch (JsonException e)
+        {
+            var now = Time.GetUtcNow();
+            var failed = new JobRecord
+            {
+                Id = entry.Key["jobs/".Length..], Kind = "unreadable", Target = "", Format = JobRecord.CurrentFormat, State = JobState.Failed,
+                CreatedAt = now, FinishedAt = now, Error = $"this controller cannot read the job's record ({e.Message}); its text is in the log",
+                Log = [new JobLogLine(now, entry.ValueText.Length <= 4096 ? entry.ValueText : entry.ValueText[..4096] + " ...")],
+            };
+            try
+            {
+                await Store.PutAsync(entry.Key, JsonSerializer.SerializeToUtf8Bytes(failed, Json.JobRecord), entry.Revision, ct).ConfigureAwait(false);
+            }
+            catch (StoreConflictException)
+            {
+                // Rewritten meanwhile: the next read sees the new version.
+            }
+            return failed;
+        }
+    }
 
     /// <summary>
     /// Records a new pending job with the next id (zero-padded so ids sort in creation order). Refuses a second unfinished job on
@@ -75,9 +115,9 @@ public sealed class ControllerState(IStateStore store, TimeProvider? time = null
     /// is written in the same transaction as the job, compared against the marker read, so two submitters racing for one
     /// target cannot both win.
     /// </summary>
-    public async Task<JobRecord> SubmitJobAsync(string kind, string target, Dictionary<string, string>? parameters, CancellationToken ct)
+    public async Task<JobRecord> SubmitJobAsync<TParameters>(JobKind<TParameters> kind, string target, TParameters parameters, CancellationToken ct)
     {
-        var markerKey = $"active/{kind.Split('-')[0]}/{target}";
+        var markerKey = $"active/{kind.TargetKind}/{target}";
         for (var attempt = 0; attempt < MaxRetries; attempt++)
         {
             var marker = await Store.GetAsync(markerKey, ct).ConfigureAwait(false);
@@ -87,8 +127,8 @@ public sealed class ControllerState(IStateStore store, TimeProvider? time = null
             var next = counter is null ? 1 : long.Parse(counter.ValueText, CultureInfo.InvariantCulture);
             var job = new JobRecord
             {
-                Id = next.ToString("D6", CultureInfo.InvariantCulture), Kind = kind, Target = target, Parameters = parameters ?? [],
-                CreatedAt = Time.GetUtcNow(),
+                Id = next.ToString("D6", CultureInfo.InvariantCulture), Kind = kind.Name, Target = target, Format = JobRecord.CurrentFormat,
+                Parameters = kind.Write(parameters), CreatedAt = Time.GetUtcNow(),
             };
             try
             {
@@ -146,7 +186,7 @@ public sealed class ControllerState(IStateStore store, TimeProvider? time = null
 }
 
 /// <summary>A request the controller refuses, with the HTTP status it maps to and a reason a user can act on.</summary>
-public sealed class ControlException(string message, int status = 400, Exception? inner = null) : Exception(message, inner)
+public class ControlException(string message, int status = 400, Exception? inner = null) : Exception(message, inner)
 {
     public int Status { get; } = status;
 }

@@ -9,28 +9,27 @@ public static class NamespaceHttp
     /// An <see cref="HttpClient"/> whose connections are opened inside <paramref name="namespaceName"/>: each socket is created
     /// there (see <see cref="NetNamespace"/>) and keeps its namespace for its lifetime, so the client works from any thread.
     /// </summary>
-    public static HttpClient Create(string namespaceName, TimeSpan timeout)
+    public static HttpClient Create(string namespaceName, TimeSpan timeout) => new(CreateHandler(namespaceName)) { Timeout = timeout };
+
+    /// <summary>The handler of <see cref="Create"/>, for clients that build their own <see cref="HttpClient"/>.</summary>
+    public static SocketsHttpHandler CreateHandler(string namespaceName) => new()
     {
-        var handler = new SocketsHttpHandler
+        // Fresh connections each time: a pooled one may outlive a migrated VM's old network path.
+        PooledConnectionLifetime = TimeSpan.Zero,
+        ConnectCallback = async (context, ct) =>
         {
-            // Fresh connections each time: a pooled one may outlive a migrated VM's old network path.
-            PooledConnectionLifetime = TimeSpan.Zero,
-            ConnectCallback = async (context, ct) =>
+            var socket = NetNamespace.Invoke(namespaceName, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+            try
             {
-                var socket = NetNamespace.Invoke(namespaceName, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
-                try
-                {
-                    socket.NoDelay = true;
-                    await socket.ConnectAsync(context.DnsEndPoint, ct).ConfigureAwait(false);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
-        return new HttpClient(handler) { Timeout = timeout };
-    }
+                socket.NoDelay = true;
+                await socket.ConnectAsync(context.DnsEndPoint, ct).ConfigureAwait(false);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    };
 }

@@ -1,3 +1,4 @@
+using XenAoe.Control.Jobs;
 using XenAoe.Control.Model;
 using XenAoe.Control.Store;
 
@@ -25,7 +26,7 @@ public sealed class ControllerStateTests : IAsyncLifetime
             await Task.Yield();
             try
             {
-                return (Job: await _state.SubmitJobAsync(i % 2 == 0 ? "vm-start" : "vm-stop", "vm1", null, CancellationToken.None), Error: (string?)null);
+                return (Job: await _state.SubmitJobAsync(i % 2 == 0 ? JobKinds.VmStart : JobKinds.VmReboot, "vm1", new NoParameters(), CancellationToken.None), Error: (string?)null);
             }
             catch (ControlException e)
             {
@@ -40,10 +41,10 @@ public sealed class ControllerStateTests : IAsyncLifetime
     [Fact]
     public async Task Once_a_job_is_finished_its_target_takes_a_new_one_and_ids_keep_their_order()
     {
-        var first = await _state.SubmitJobAsync("vm-start", "vm1", null, CancellationToken.None);
+        var first = await _state.SubmitJobAsync(JobKinds.VmStart, "vm1", new NoParameters(), CancellationToken.None);
         await _state.UpdateJobAsync(first.Id, j => j with { State = JobState.Succeeded }, CancellationToken.None);
-        var second = await _state.SubmitJobAsync("vm-stop", "vm1", null, CancellationToken.None);
-        var other = await _state.SubmitJobAsync("host-evacuate", "vm1", null, CancellationToken.None); // a host named like the VM is another target
+        var second = await _state.SubmitJobAsync(JobKinds.VmStop, "vm1", new StopVmParameters(), CancellationToken.None);
+        var other = await _state.SubmitJobAsync(JobKinds.HostEvacuate, "vm1", new NoParameters(), CancellationToken.None); // a host named like the VM is another target
         Assert.Equal(["000001", "000002", "000003"], (await _state.JobsAsync(CancellationToken.None)).Select(j => j.Id));
         Assert.Equal("vm-stop", second.Kind);
         Assert.Equal("host-evacuate", other.Kind);

@@ -1,35 +1,39 @@
-using System.Net.Http.Json;
 using XenAoe.Aoe;
 using XenAoe.Storage;
 
 namespace XenAoe.Agents.Disk;
 
-/// <summary>Talks to a running disk daemon over its unix socket or management address. Errors the daemon refuses come back as <see cref="StorageException"/>.</summary>
-public sealed class DiskApiClient : IDiskVolumes, IDisposable
+/// <summary>
+/// Talks to a running disk daemon over its unix socket or management address. Errors the daemon refuses come back as
+/// <see cref="StorageException"/>; the error model is <see cref="JsonApiClient"/>'s.
+/// </summary>
+public sealed class DiskApiClient : IDiskAgent, IDisposable
 {
-    private readonly HttpClient _http;
+    private static readonly StorageJsonContext Storage = StorageJsonContext.Default;
+    private static readonly DiskApiJsonContext Json = DiskApiJsonContext.Default;
+    private readonly JsonApiClient _api;
 
     /// <param name="endpoint">The daemon's unix socket (<see cref="SocketPath"/>), or its management URL (<c>--listen</c>).</param>
     /// <param name="token">The cluster's API token, needed for a URL (see <see cref="ApiToken"/>).</param>
-    public DiskApiClient(string endpoint, string? token = null) => _http = AgentHttp.Create(endpoint, TimeSpan.FromSeconds(30), token);
+    public DiskApiClient(string endpoint, string? token = null, TimeSpan? timeout = null) =>
+        _api = new JsonApiClient(endpoint, timeout ?? TimeSpan.FromSeconds(30), token, "the disk daemon", Refusal);
+
+    public string Endpoint => _api.Endpoint;
 
     /// <summary>The daemon's socket for a pool directory.</summary>
     public static string SocketPath(string poolDirectory) => Path.Combine(Path.GetFullPath(poolDirectory), "disk.sock");
 
     public async Task<IReadOnlyList<VolumeSpec>> ListAsync(CancellationToken ct = default) =>
-        await Read(await _http.GetAsync("v1/volumes", ct).ConfigureAwait(false), StorageJsonContext.Default.ListVolumeSpec, ct).ConfigureAwait(false);
+        await _api.GetAsync("v1/volumes", Storage.ListVolumeSpec, ct).ConfigureAwait(false);
 
-    public async Task<VolumeSpec> CreateAsync(VolumeSpec spec, CancellationToken ct = default) =>
-        await Read(await _http.PostAsJsonAsync("v1/volumes", spec, StorageJsonContext.Default.VolumeSpec, ct).ConfigureAwait(false),
-            StorageJsonContext.Default.VolumeSpec, ct).ConfigureAwait(false);
+    public Task<VolumeSpec> CreateAsync(VolumeSpec spec, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Post, "v1/volumes", spec, Storage.VolumeSpec, Storage.VolumeSpec, idempotent: false, ct);
 
-    public async Task<VolumeSpec> ResizeAsync(string name, long sizeBytes, bool allowShrink, CancellationToken ct = default) =>
-        await Read(await _http.PatchAsJsonAsync($"v1/volumes/{Uri.EscapeDataString(name)}", new ResizeRequest(sizeBytes, allowShrink),
-            DiskApiJsonContext.Default.ResizeRequest, ct).ConfigureAwait(false), StorageJsonContext.Default.VolumeSpec, ct).ConfigureAwait(false);
+    public Task<VolumeSpec> ResizeAsync(string name, long sizeBytes, bool allowShrink, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Patch, VolumePath(name), new ResizeRequest(sizeBytes, allowShrink), Json.ResizeRequest, Storage.VolumeSpec, idempotent: true, ct);
 
-    public async Task DeleteAsync(string name, bool force, CancellationToken ct = default) =>
-        await EnsureOk(await _http.DeleteAsync($"v1/volumes/{Uri.EscapeDataString(name)}?force={(force ? "true" : "false")}", ct).ConfigureAwait(false), ct)
-            .ConfigureAwait(false);
+    public Task DeleteAsync(string name, bool force, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Delete, $"{VolumePath(name)}?force={(force ? "true" : "false")}", idempotent: false, ct);
 
     public Task<VolumeSpec> SetReservationAsync(string name, IReadOnlyList<MacAddress> holders, CancellationToken ct = default) =>
         PutMacs(name, "reservation", holders, ct);
@@ -37,48 +41,27 @@ public sealed class DiskApiClient : IDiskVolumes, IDisposable
     public Task<VolumeSpec> SetMacMaskAsync(string name, IReadOnlyList<MacAddress> macs, CancellationToken ct = default) =>
         PutMacs(name, "mask", macs, ct);
 
-    public async Task<VolumeSpec> SetConfigStringAsync(string name, string value, CancellationToken ct = default) =>
-        await Read(await _http.PutAsJsonAsync($"v1/volumes/{Uri.EscapeDataString(name)}/config", new ConfigStringRequest(value),
-            DiskApiJsonContext.Default.ConfigStringRequest, ct).ConfigureAwait(false), StorageJsonContext.Default.VolumeSpec, ct).ConfigureAwait(false);
+    public Task<VolumeSpec> SetConfigStringAsync(string name, string value, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Put, $"{VolumePath(name)}/config", new ConfigStringRequest(value), Json.ConfigStringRequest, Storage.VolumeSpec, idempotent: true, ct);
 
-    public async Task<PoolSpace> SpaceAsync(CancellationToken ct = default) =>
-        await Read(await _http.GetAsync("v1/pool", ct).ConfigureAwait(false), DiskApiJsonContext.Default.PoolSpace, ct).ConfigureAwait(false);
+    public Task<PoolSpace> SpaceAsync(CancellationToken ct = default) => _api.GetAsync("v1/pool", Json.PoolSpace, ct);
 
     public async Task<IReadOnlyDictionary<string, long>> CountersAsync(CancellationToken ct = default) =>
-        await Read(await _http.GetAsync("v1/counters", ct).ConfigureAwait(false), DiskApiJsonContext.Default.DictionaryStringInt64, ct).ConfigureAwait(false);
+        await _api.GetAsync("v1/counters", Json.DictionaryStringInt64, ct).ConfigureAwait(false);
 
-    public void Dispose() => _http.Dispose();
+    public void Dispose() => _api.Dispose();
 
-    private async Task<VolumeSpec> PutMacs(string name, string what, IReadOnlyList<MacAddress> macs, CancellationToken ct) =>
-        await Read(await _http.PutAsJsonAsync($"v1/volumes/{Uri.EscapeDataString(name)}/{what}", new MacListRequest([.. macs.Select(m => m.ToString())]),
-            DiskApiJsonContext.Default.MacListRequest, ct).ConfigureAwait(false), StorageJsonContext.Default.VolumeSpec, ct).ConfigureAwait(false);
+    private static string VolumePath(string name) => $"v1/volumes/{Uri.EscapeDataString(name)}";
 
-    private static async Task<T> Read<T>(HttpResponseMessage response, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, CancellationToken ct)
+    /// <summary>Setting a reservation or a mask is idempotent: the same list twice is the same state.</summary>
+    private Task<VolumeSpec> PutMacs(string name, string what, IReadOnlyList<MacAddress> macs, CancellationToken ct) =>
+        _api.SendAsync(HttpMethod.Put, $"{VolumePath(name)}/{what}", new MacListRequest([.. macs.Select(m => m.ToString())]), Json.MacListRequest,
+            Storage.VolumeSpec, idempotent: true, ct);
+
+    private static StorageException Refusal(ApiRefusal refusal) => new(refusal.Message, refusal.Status switch
     {
-        await EnsureOk(response, ct).ConfigureAwait(false);
-        return await response.Content.ReadFromJsonAsync(type, ct).ConfigureAwait(false)
-            ?? throw new InvalidDataException("the disk daemon sent an empty answer");
-    }
-
-    private static async Task EnsureOk(HttpResponseMessage response, CancellationToken ct)
-    {
-        if (response.IsSuccessStatusCode)
-            return;
-        ErrorResponse? error = null;
-        try
-        {
-            error = await response.Content.ReadFromJsonAsync(DiskApiJsonContext.Default.ErrorResponse, ct).ConfigureAwait(false);
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            // Not our error body (a proxy or a crash page): the status code below still says what happened.
-        }
-        var kind = response.StatusCode switch
-        {
-            System.Net.HttpStatusCode.NotFound => StorageError.NotFound,
-            System.Net.HttpStatusCode.Conflict => StorageError.Conflict,
-            _ => StorageError.Invalid,
-        };
-        throw new StorageException(error?.Error ?? $"the disk daemon answered {(int)response.StatusCode} {response.ReasonPhrase}", kind);
-    }
+        404 => StorageError.NotFound,
+        409 => StorageError.Conflict,
+        _ => StorageError.Invalid,
+    });
 }

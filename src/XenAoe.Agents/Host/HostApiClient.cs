@@ -1,114 +1,62 @@
-using System.Net.Http.Json;
-using System.Text.Json.Serialization.Metadata;
-using XenAoe.Agents.Disk;
-
 namespace XenAoe.Agents.Host;
 
 /// <summary>
 /// Talks to a host daemon: over its unix socket (a path) or its management address (an <c>http://</c> URL). Refusals come
-/// back as <see cref="HostException"/> with the daemon's reason and status.
+/// back as <see cref="HostException"/> with the daemon's reason and status; the error model is <see cref="JsonApiClient"/>'s.
 /// </summary>
-public sealed class HostApiClient : IDisposable
+public sealed class HostApiClient : IHostAgent, IDisposable
 {
     private static readonly HostApiJsonContext Json = HostApiJsonContext.Default;
-    private readonly HttpClient _http;
+    private readonly JsonApiClient _api;
 
     /// <param name="endpoint">A unix socket path, or a URL such as <c>http://10.77.0.21:7300</c>.</param>
     /// <param name="timeout">Per request; a migration's request lasts as long as the migration.</param>
     /// <param name="token">The cluster's API token, needed for a URL (see <see cref="ApiToken"/>).</param>
-    public HostApiClient(string endpoint, TimeSpan? timeout = null, string? token = null)
-    {
-        Endpoint = endpoint;
-        _http = AgentHttp.Create(endpoint, timeout ?? TimeSpan.FromMinutes(10), token);
-    }
+    public HostApiClient(string endpoint, TimeSpan? timeout = null, string? token = null) =>
+        _api = new JsonApiClient(endpoint, timeout ?? TimeSpan.FromMinutes(10), token, "the host daemon", r => new HostException(r.Message, r.Status));
 
-    public string Endpoint { get; }
+    public string Endpoint => _api.Endpoint;
 
-    public async Task<HostInfo> InfoAsync(CancellationToken ct = default) =>
-        await Read(await _http.GetAsync("v1/host", ct).ConfigureAwait(false), Json.HostInfo, ct).ConfigureAwait(false);
+    public Task<HostInfo> InfoAsync(CancellationToken ct = default) => _api.GetAsync("v1/host", Json.HostInfo, ct);
 
-    public async Task<IReadOnlyList<VmStatus>> ListAsync(CancellationToken ct = default) =>
-        await Read(await _http.GetAsync("v1/vms", ct).ConfigureAwait(false), Json.IReadOnlyListVmStatus, ct).ConfigureAwait(false);
+    public Task<IReadOnlyList<VmStatus>> ListAsync(CancellationToken ct = default) => _api.GetAsync("v1/vms", Json.IReadOnlyListVmStatus, ct);
 
-    /// <summary>The VM, or null when this host has none of that name.</summary>
-    public async Task<VmStatus?> GetAsync(string name, CancellationToken ct = default)
-    {
-        using var response = await _http.GetAsync($"v1/vms/{Uri.EscapeDataString(name)}", ct).ConfigureAwait(false);
-        if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
-            return null;
-        return await Read(response, Json.VmStatus, ct).ConfigureAwait(false);
-    }
+    public Task<VmStatus?> GetAsync(string name, CancellationToken ct = default) => _api.GetOrNullAsync(VmPath(name), Json.VmStatus, ct);
 
-    public async Task<VmStatus> StartAsync(StartVmRequest request, CancellationToken ct = default) =>
-        await Read(await _http.PostAsJsonAsync("v1/vms", request, Json.StartVmRequest, ct).ConfigureAwait(false), Json.VmStatus, ct).ConfigureAwait(false);
+    public Task<VmStatus> StartAsync(StartVmRequest request, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Post, "v1/vms", request, Json.StartVmRequest, Json.VmStatus, idempotent: false, ct);
 
-    public async Task StopAsync(string name, TimeSpan? graceful = null, CancellationToken ct = default) =>
-        await EnsureOk(await _http.PostAsJsonAsync($"v1/vms/{Uri.EscapeDataString(name)}/stop", new StopVmRequest(graceful?.TotalSeconds),
-            Json.StopVmRequest, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+    public Task StopAsync(string name, TimeSpan? graceful = null, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Post, VmPath(name, "stop"), new StopVmRequest(graceful?.TotalSeconds), Json.StopVmRequest, idempotent: false, ct);
 
-    public Task KillAsync(string name, CancellationToken ct = default) => PostAsync($"v1/vms/{Uri.EscapeDataString(name)}/kill", ct);
+    public Task KillAsync(string name, CancellationToken ct = default) => _api.SendAsync(HttpMethod.Post, VmPath(name, "kill"), idempotent: true, ct);
 
-    public Task RebootAsync(string name, CancellationToken ct = default) => PostAsync($"v1/vms/{Uri.EscapeDataString(name)}/reboot", ct);
+    public Task RebootAsync(string name, CancellationToken ct = default) => _api.SendAsync(HttpMethod.Post, VmPath(name, "reboot"), idempotent: false, ct);
 
-    /// <summary>Puts a new volume in place of leg <see cref="ReplaceLegRequest.Index"/>; returns at once, the copy runs on (see <see cref="GetAsync"/>).</summary>
-    public async Task<VmStatus> ReplaceLegAsync(string name, string diskId, ReplaceLegRequest request, CancellationToken ct = default) =>
-        await Read(await _http.PostAsJsonAsync($"v1/vms/{Uri.EscapeDataString(name)}/disks/{Uri.EscapeDataString(diskId)}/replace-leg", request,
-            Json.ReplaceLegRequest, ct).ConfigureAwait(false), Json.VmStatus, ct).ConfigureAwait(false);
+    public Task<VmStatus> ReplaceLegAsync(string name, string diskId, ReplaceLegRequest request, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Post, VmPath(name, $"disks/{Uri.EscapeDataString(diskId)}/replace-leg"), request, Json.ReplaceLegRequest, Json.VmStatus,
+            idempotent: false, ct);
 
-    /// <summary>Runs the whole migration (returns when it has finished or failed).</summary>
-    public async Task<MigrationReport> MigrateAsync(string name, MigrateVmRequest request, CancellationToken ct = default) =>
-        await Read(await _http.PostAsJsonAsync($"v1/vms/{Uri.EscapeDataString(name)}/migrate", request, Json.MigrateVmRequest, ct).ConfigureAwait(false),
-            Json.MigrationReport, ct).ConfigureAwait(false);
+    public Task<MigrationReport> MigrateAsync(string name, MigrateVmRequest request, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Post, VmPath(name, "migrate"), request, Json.MigrateVmRequest, Json.MigrationReport, idempotent: false, ct);
 
-    /// <summary>The migration in progress or last finished for <paramref name="name"/> on this (source) host; null if none.</summary>
-    public async Task<MigrationReport?> MigrationAsync(string name, CancellationToken ct = default)
-    {
-        using var response = await _http.GetAsync($"v1/vms/{Uri.EscapeDataString(name)}/migration", ct).ConfigureAwait(false);
-        if (response.StatusCode is System.Net.HttpStatusCode.NotFound or System.Net.HttpStatusCode.NoContent)
-            return null;
-        return await Read(response, Json.MigrationReport, ct).ConfigureAwait(false);
-    }
+    public Task<MigrationReport?> MigrationAsync(string name, CancellationToken ct = default) =>
+        _api.GetOrNullAsync(VmPath(name, "migration"), Json.MigrationReport, ct);
 
-    public async Task<FormatDiskResponse> FormatDiskAsync(FormatDiskRequest request, CancellationToken ct = default) =>
-        await Read(await _http.PostAsJsonAsync("v1/disks/format", request, Json.FormatDiskRequest, ct).ConfigureAwait(false), Json.FormatDiskResponse, ct)
-            .ConfigureAwait(false);
+    public Task<FormatDiskResponse> FormatDiskAsync(FormatDiskRequest request, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Post, "v1/disks/format", request, Json.FormatDiskRequest, Json.FormatDiskResponse, idempotent: false, ct);
 
-    public async Task<IncomingVmResponse> PrepareIncomingAsync(IncomingVmRequest request, CancellationToken ct = default) =>
-        await Read(await _http.PostAsJsonAsync("v1/incoming", request, Json.IncomingVmRequest, ct).ConfigureAwait(false), Json.IncomingVmResponse, ct)
-            .ConfigureAwait(false);
+    public Task<IncomingVmResponse> PrepareIncomingAsync(IncomingVmRequest request, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Post, "v1/incoming", request, Json.IncomingVmRequest, Json.IncomingVmResponse, idempotent: false, ct);
 
-    public Task ActivateIncomingAsync(string name, CancellationToken ct = default) => PostAsync($"v1/incoming/{Uri.EscapeDataString(name)}/activate", ct);
+    public Task ActivateIncomingAsync(string name, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Post, $"v1/incoming/{Uri.EscapeDataString(name)}/activate", idempotent: false, ct);
 
-    public Task AbortIncomingAsync(string name, CancellationToken ct = default) => PostAsync($"v1/incoming/{Uri.EscapeDataString(name)}/abort", ct);
+    public Task AbortIncomingAsync(string name, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Post, $"v1/incoming/{Uri.EscapeDataString(name)}/abort", idempotent: true, ct);
 
-    public void Dispose() => _http.Dispose();
+    public void Dispose() => _api.Dispose();
 
-    private async Task PostAsync(string path, CancellationToken ct) =>
-        await EnsureOk(await _http.PostAsync(path, content: null, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
-
-    private static async Task<T> Read<T>(HttpResponseMessage response, JsonTypeInfo<T> type, CancellationToken ct)
-    {
-        using (response)
-        {
-            await EnsureOk(response, ct).ConfigureAwait(false);
-            return await response.Content.ReadFromJsonAsync(type, ct).ConfigureAwait(false)
-                ?? throw new InvalidDataException("the host daemon sent an empty answer");
-        }
-    }
-
-    private static async Task EnsureOk(HttpResponseMessage response, CancellationToken ct)
-    {
-        if (response.IsSuccessStatusCode)
-            return;
-        ErrorResponse? error = null;
-        try
-        {
-            error = await response.Content.ReadFromJsonAsync(Json.ErrorResponse, ct).ConfigureAwait(false);
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            // Not our error body: the status code below still says what happened.
-        }
-        throw new HostException(error?.Error ?? $"the host daemon answered {(int)response.StatusCode} {response.ReasonPhrase}", (int)response.StatusCode);
-    }
+    private static string VmPath(string name, string? action = null) =>
+        action is null ? $"v1/vms/{Uri.EscapeDataString(name)}" : $"v1/vms/{Uri.EscapeDataString(name)}/{action}";
 }

@@ -58,20 +58,56 @@ public sealed record HostInfo(
     string Hypervisor,
     int Vms);
 
-/// <param name="Health">healthy, resyncing, degraded, or standby (an incoming migration's disk).</param>
+/// <summary>A VM disk's data path as its host sees it.</summary>
+public enum DiskHealth
+{
+    /// <summary>Both legs in sync.</summary>
+    [JsonStringEnumMemberName("healthy")] Healthy,
+
+    /// <summary>Both legs present, one being brought up to date.</summary>
+    [JsonStringEnumMemberName("resyncing")] Resyncing,
+
+    /// <summary>Running on one leg.</summary>
+    [JsonStringEnumMemberName("degraded")] Degraded,
+
+    /// <summary>An incoming migration's disk: legs joined, nothing written until the source hands over.</summary>
+    [JsonStringEnumMemberName("standby")] Standby,
+}
+
+/// <summary>What a host does with a VM.</summary>
+public enum VmRole
+{
+    [JsonStringEnumMemberName("running")] Running,
+
+    /// <summary>The destination of a migration, waiting for the source to hand over.</summary>
+    [JsonStringEnumMemberName("incoming")] Incoming,
+
+    /// <summary>The source of a migration in progress.</summary>
+    [JsonStringEnumMemberName("migrating")] Migrating,
+}
+
+/// <summary>Where a migration is, as its source reports it.</summary>
+public enum MigrationPhase
+{
+    [JsonStringEnumMemberName("preparing")] Preparing,
+    [JsonStringEnumMemberName("transferring")] Transferring,
+    [JsonStringEnumMemberName("handing-over")] HandingOver,
+    [JsonStringEnumMemberName("completed")] Completed,
+    [JsonStringEnumMemberName("failed")] Failed,
+}
+
 /// <param name="ResyncDoneBytes">Bytes copied by the resync in progress (or the last one); with <paramref name="ResyncTotalBytes"/>, its progress.</param>
-public sealed record VmDiskStatus(string Id, IReadOnlyList<string> Legs, string Export, string Health, long SizeBytes, long DirtyRegions, string? Detail,
+public sealed record VmDiskStatus(string Id, IReadOnlyList<string> Legs, string Export, DiskHealth Health, long SizeBytes, long DirtyRegions, string? Detail,
     long ResyncDoneBytes = 0, long ResyncTotalBytes = 0);
 
 /// <summary>Replaces leg <paramref name="Index"/> of a running VM's disk by the volume at <paramref name="Address"/> (full copy in the background).</summary>
 public sealed record ReplaceLegRequest(int Index, string Address);
 
 /// <summary>One VM on this host: the hypervisor's view plus its disks' data paths and any migration.</summary>
-/// <param name="Role">running, incoming (waiting for a migration to finish) or migrating (the source side).</param>
 public sealed record VmStatus(
     string Name,
     Guid Uuid,
-    string Role,
+    VmRole Role,
     string State,
     string StateDetail,
     int? Pid,
@@ -84,12 +120,11 @@ public sealed record VmStatus(
     MigrationReport? Migration);
 
 /// <summary>A migration as the source saw it. Times in milliseconds.</summary>
-/// <param name="Phase">preparing, transferring, handing-over, completed or failed.</param>
 /// <param name="DowntimeMs">The guest's pause as the hypervisor reports it.</param>
 /// <param name="HandoverMs">From the source's switch-over to the destination's disks being assembled: the guest's I/O waits this long.</param>
 public sealed record MigrationReport(
     string Destination,
-    string Phase,
+    MigrationPhase Phase,
     string? HypervisorState,
     double? TotalMs,
     double? DowntimeMs,

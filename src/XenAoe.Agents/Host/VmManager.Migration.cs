@@ -27,7 +27,7 @@ public sealed partial class VmManager
                 throw new HostException($"VM '{name}' already runs on {_options.Name}");
             using var destination = new HostApiClient(request.Destination, token: _options.Token);
             vm.Role = VmRole.Migrating;
-            var report = new MigrationReport(request.Destination, "preparing", null, null, null, null, null, null, null);
+            var report = new MigrationReport(request.Destination, MigrationPhase.Preparing, null, null, null, null, null, null, null);
             vm.Migration = report;
             var clock = Stopwatch.StartNew();
             IncomingVmResponse incoming;
@@ -39,7 +39,7 @@ public sealed partial class VmManager
             catch (Exception e)
             {
                 vm.Role = VmRole.Running;
-                return vm.Migration = report with { Phase = "failed", Error = $"the destination could not prepare: {e.Message}" };
+                return vm.Migration = report with { Phase = MigrationPhase.Failed, Error = $"the destination could not prepare: {e.Message}" };
             }
 
             MigrationStatus status;
@@ -52,7 +52,7 @@ public sealed partial class VmManager
                 {
                     await Task.Delay(MigrationPoll, ct).ConfigureAwait(false);
                     status = await _driver.MigrationStatusAsync(name, ct).ConfigureAwait(false);
-                    vm.Migration = report = Progress(report, status, "transferring");
+                    vm.Migration = report = Progress(report, status, MigrationPhase.Transferring);
                 }
                 while (!status.IsFinished);
             }
@@ -68,12 +68,12 @@ public sealed partial class VmManager
                 await _driver.FinalizeSourceAsync(name, succeeded: false, CancellationToken.None).ConfigureAwait(false);
                 vm.Role = VmRole.Running;
                 Log.Migration(_log, name, "failed", status.Error ?? status.RawState);
-                return vm.Migration = Progress(report, status, "failed") with { Error = status.Error ?? $"the hypervisor ended the migration as {status.RawState}" };
+                return vm.Migration = Progress(report, status, MigrationPhase.Failed) with { Error = status.Error ?? $"the hypervisor ended the migration as {status.RawState}" };
             }
 
             // The VM now belongs to the destination: hand the disks over.
             var handover = Stopwatch.StartNew();
-            vm.Migration = report = Progress(report, status, "handing-over");
+            vm.Migration = report = Progress(report, status, MigrationPhase.HandingOver);
             await _driver.FinalizeSourceAsync(name, succeeded: true, CancellationToken.None).ConfigureAwait(false);
             var quit = handover.Elapsed;
             await TearDownAsync(vm).ConfigureAwait(false);
@@ -92,12 +92,12 @@ public sealed partial class VmManager
             _vms.TryRemove(name, out _);
             report = report with
             {
-                Phase = error is null ? "completed" : "failed",
+                Phase = error is null ? MigrationPhase.Completed : MigrationPhase.Failed,
                 HandoverMs = handover.Elapsed.TotalMilliseconds,
                 TotalMs = status.TotalTime?.TotalMilliseconds ?? clock.Elapsed.TotalMilliseconds,
                 Error = error,
             };
-            Log.Migration(_log, name, report.Phase, $"downtime {report.DowntimeMs:0} ms, hand-over {report.HandoverMs:0} ms, total {report.TotalMs:0} ms");
+            Log.Migration(_log, name, report.Phase.ToString(), $"downtime {report.DowntimeMs:0} ms, hand-over {report.HandoverMs:0} ms, total {report.TotalMs:0} ms");
             return vm.Migration = report;
         }
         finally
@@ -109,7 +109,7 @@ public sealed partial class VmManager
     /// <summary>The report of the migration in progress or last finished on this host for <paramref name="name"/>.</summary>
     public MigrationReport? MigrationOf(string name) => Find(name).Migration;
 
-    private static MigrationReport Progress(MigrationReport report, MigrationStatus status, string phase) => report with
+    private static MigrationReport Progress(MigrationReport report, MigrationStatus status, MigrationPhase phase) => report with
     {
         Phase = phase,
         HypervisorState = status.RawState,

@@ -304,16 +304,23 @@ public sealed partial class VmManager : IAsyncDisposable
             {
                 var status = path.Mirror.Status;
                 var detail = string.Join("; ", status.Legs.Where(l => l.State != LegState.InSync).Select(l => $"{l.Name} {l.State.ToString().ToLowerInvariant()}{(l.Reason is null ? "" : $": {l.Reason}")}"));
-                return new VmDiskStatus(d.Definition.Id, d.Definition.Legs, d.Export, status.Health.ToString().ToLowerInvariant(), status.Size, status.DirtyRegions,
+                return new VmDiskStatus(d.Definition.Id, d.Definition.Legs, d.Export, Health(status.Health), status.Size, status.DirtyRegions,
                     detail.Length == 0 ? null : detail, status.ResyncDoneBytes, status.ResyncTotalBytes);
             }
-            return new VmDiskStatus(d.Definition.Id, d.Definition.Legs, d.Export, "standby", d.Pending?.Size ?? 0, 0, "waiting for the migration source to hand over");
+            return new VmDiskStatus(d.Definition.Id, d.Definition.Legs, d.Export, DiskHealth.Standby, d.Pending?.Size ?? 0, 0, "waiting for the migration source to hand over");
         }).ToArray();
         var d = vm.Definition;
-        return new VmStatus(d.Name, d.Uuid, vm.Role.ToString().ToLowerInvariant(), info?.State.ToString().ToLowerInvariant() ?? "unknown",
+        return new VmStatus(d.Name, d.Uuid, vm.Role, info?.State.ToString().ToLowerInvariant() ?? "unknown",
             info?.StateDetail ?? "the hypervisor does not know this VM", info?.Pid, info?.Accelerator.ToString().ToLowerInvariant() ?? "unknown",
             d.Cpus, d.MemoryMiB, info?.Consoles, disks, d.Nics, vm.Migration);
     }
+
+    private static DiskHealth Health(MirrorHealth health) => health switch
+    {
+        MirrorHealth.Healthy => DiskHealth.Healthy,
+        MirrorHealth.Resyncing => DiskHealth.Resyncing,
+        _ => DiskHealth.Degraded,
+    };
 
     private static (long Total, long Available) Memory()
     {
@@ -345,13 +352,6 @@ public sealed partial class VmManager : IAsyncDisposable
         foreach (var vm in _vms.Values)
             await TearDownAsync(vm).ConfigureAwait(false);
         _vms.Clear();
-    }
-
-    private enum VmRole
-    {
-        Running,
-        Incoming,
-        Migrating,
     }
 
     private sealed class HostedVm(VmDefinition definition, VmRole role)

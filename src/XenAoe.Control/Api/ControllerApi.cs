@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -9,6 +8,7 @@ using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.AspNetCore.Routing;
 using XenAoe.Agents;
 using XenAoe.Agents.Host;
+using XenAoe.Control.Jobs;
 using XenAoe.Control.Model;
 using XenAoe.Control.Store;
 
@@ -21,7 +21,7 @@ namespace XenAoe.Control.Api;
 /// </summary>
 public static partial class ControllerApi
 {
-    public static void Map(IEndpointRouteBuilder app, ControllerState state, Placement placement, AgentClients agents, Func<Task<ControllerHealth>> health)
+    public static void Map(IEndpointRouteBuilder app, ControllerState state, Placement placement, IAgents agents, Func<Task<ControllerHealth>> health)
     {
         var api = app.MapGroup("/api/v1");
         api.MapGet("/health", async () => Results.Ok(await health()));
@@ -31,8 +31,7 @@ public static partial class ControllerApi
         {
             CheckName(request.Name, "host");
             CheckUrl(request.ApiUrl);
-            using var client = agents.Host(request.ApiUrl, TimeSpan.FromSeconds(5));
-            var info = await Reach(() => client.InfoAsync(ct), $"host daemon at {request.ApiUrl}");
+            var info = await Reach(token => agents.Host(request.ApiUrl).InfoAsync(token), $"host daemon at {request.ApiUrl}", ct);
             var host = new HostRecord
             {
                 Name = request.Name, ApiUrl = request.ApiUrl, Labels = request.Labels ?? [], Cpus = info.Cpus, MemoryMiB = info.MemoryMiB,
@@ -54,7 +53,7 @@ public static partial class ControllerApi
         api.MapPost("/hosts/{name}/evacuate", async (string name, CancellationToken ct) =>
         {
             _ = await FindHostAsync(state, name, ct) ?? throw new ControlException($"no host named {name}", 404);
-            return Accepted(await state.SubmitJobAsync("host-evacuate", name, null, ct));
+            return Accepted(await state.SubmitJobAsync(JobKinds.HostEvacuate, name, new NoParameters(), ct));
         });
 
         api.MapGet("/disk-servers", async (CancellationToken ct) => Results.Ok(await state.DiskServersAsync(ct)));
@@ -64,8 +63,7 @@ public static partial class ControllerApi
             CheckUrl(request.ApiUrl);
             if (request.Shelf >= 0xFFFF)
                 throw new ControlException("shelf 65535 is the broadcast address");
-            using var client = agents.Disk(request.ApiUrl);
-            var space = await Reach(() => client.SpaceAsync(ct), $"disk daemon at {request.ApiUrl}");
+            var space = await Reach(token => agents.Disk(request.ApiUrl).SpaceAsync(token), $"disk daemon at {request.ApiUrl}", ct);
             var disk = new DiskServerRecord { Name = request.Name, ApiUrl = request.ApiUrl, Shelf = request.Shelf, Labels = request.Labels ?? [], FreeBytes = space.FreeBytes };
             await state.PutDiskServerAsync(disk, ct);
             return Results.Created($"/api/v1/disk-servers/{disk.Name}", disk);
@@ -74,7 +72,7 @@ public static partial class ControllerApi
         api.MapPost("/disk-servers/{name}/drain", async (string name, CancellationToken ct) =>
         {
             _ = await FindDiskServerAsync(state, name, ct) ?? throw new ControlException($"no disk server named {name}", 404);
-            return Accepted(await state.SubmitJobAsync("disk-drain", name, null, ct));
+            return Accepted(await state.SubmitJobAsync(JobKinds.DiskDrain, name, new NoParameters(), ct));
         });
 
         api.MapGet("/vms", async (CancellationToken ct) => Results.Ok(await state.VmsAsync(ct)));
@@ -95,30 +93,19 @@ public static partial class ControllerApi
                 throw new ControlException($"'{mac}' is not a MAC address");
             if (await state.VmAsync(request.Name, ct) is not null)
                 throw new ControlException($"a VM named {request.Name} already exists", 409);
-            var parameters = new Dictionary<string, string>
-            {
-                ["cpus"] = request.Cpus.ToString(CultureInfo.InvariantCulture),
-                ["memoryMiB"] = request.MemoryMiB.ToString(CultureInfo.InvariantCulture),
-                ["diskBytes"] = request.DiskBytes.ToString(CultureInfo.InvariantCulture),
-                ["kernel"] = request.Kernel,
-            };
-            Optional(parameters, "initrd", request.Initrd);
-            Optional(parameters, "cmdline", request.Cmdline);
-            Optional(parameters, "image", request.Image);
-            Optional(parameters, "host", request.Host);
-            Optional(parameters, "mac", request.Mac);
-            Optional(parameters, "vncDisplay", request.VncDisplay?.ToString(CultureInfo.InvariantCulture));
-            return Accepted(await state.SubmitJobAsync("vm-create", request.Name, parameters, ct));
+            var parameters = new CreateVmParameters(request.Cpus, request.MemoryMiB, request.DiskBytes, request.Kernel, request.Initrd, request.Cmdline,
+                request.Image, request.Host, request.Mac, request.VncDisplay);
+            return Accepted(await state.SubmitJobAsync(JobKinds.VmCreate, request.Name, parameters, ct));
         });
-        api.MapPost("/vms/{name}/start", (string name, CancellationToken ct) => VmJob(state, "vm-start", name, null, ct));
+        api.MapPost("/vms/{name}/start", (string name, CancellationToken ct) => VmJob(state, JobKinds.VmStart, name, new NoParameters(), ct));
         api.MapPost("/vms/{name}/stop", (string name, StopRequest? request, CancellationToken ct) =>
-            VmJob(state, "vm-stop", name, request?.Force == true ? new() { ["force"] = "true" } : null, ct));
-        api.MapPost("/vms/{name}/reboot", (string name, CancellationToken ct) => VmJob(state, "vm-reboot", name, null, ct));
+            VmJob(state, JobKinds.VmStop, name, new StopVmParameters(request?.Force == true), ct));
+        api.MapPost("/vms/{name}/reboot", (string name, CancellationToken ct) => VmJob(state, JobKinds.VmReboot, name, new NoParameters(), ct));
         api.MapPost("/vms/{name}/migrate", async (string name, MigrateRequest? request, CancellationToken ct) =>
         {
             if (request?.To is { } to && await FindHostAsync(state, to, ct) is null)
                 throw new ControlException($"no host named {to}", 404);
-            return await VmJob(state, "vm-migrate", name, request?.To is { } target ? new() { ["to"] = target } : null, ct);
+            return await VmJob(state, JobKinds.VmMigrate, name, new MigrateVmParameters(request?.To), ct);
         });
         api.MapPost("/vms/{name}/disks/{id}/replace-leg", async (string name, string id, ReplaceVmLegRequest request, CancellationToken ct) =>
         {
@@ -143,14 +130,10 @@ public static partial class ControllerApi
                 if (target.Draining)
                     throw new ControlException($"{to} is draining: it takes no new legs", 409);
             }
-            var parameters = new Dictionary<string, string> { ["disk"] = id };
-            Optional(parameters, "from", request.From);
-            Optional(parameters, "to", request.To);
-            Optional(parameters, "index", request.Index?.ToString(CultureInfo.InvariantCulture));
-            return Accepted(await state.SubmitJobAsync("vm-replace-leg", name, parameters, ct));
+            return Accepted(await state.SubmitJobAsync(JobKinds.VmReplaceLeg, name, new ReplaceLegParameters(id, request.From, request.Index, request.To), ct));
         });
-        api.MapPost("/vms/{name}/failover", (string name, CancellationToken ct) => VmJob(state, "vm-failover", name, null, ct));
-        api.MapDelete("/vms/{name}", (string name, CancellationToken ct) => VmJob(state, "vm-delete", name, null, ct));
+        api.MapPost("/vms/{name}/failover", (string name, CancellationToken ct) => VmJob(state, JobKinds.VmFailover, name, new FailoverVmParameters(), ct));
+        api.MapDelete("/vms/{name}", (string name, CancellationToken ct) => VmJob(state, JobKinds.VmDelete, name, new NoParameters(), ct));
 
         api.MapGet("/jobs", async (CancellationToken ct) => Results.Ok(await state.JobsAsync(ct)));
         api.MapGet("/jobs/{id}", async (string id, CancellationToken ct) =>
@@ -238,7 +221,7 @@ public static partial class ControllerApi
     private static async Task<DiskServerRecord?> FindDiskServerAsync(ControllerState state, string name, CancellationToken ct) =>
         NamePattern().IsMatch(name) ? await state.DiskServerAsync(name, ct) : null;
 
-    private static async Task<IResult> VmJob(ControllerState state, string kind, string name, Dictionary<string, string>? parameters, CancellationToken ct)
+    private static async Task<IResult> VmJob<TParameters>(ControllerState state, JobKind<TParameters> kind, string name, TParameters parameters, CancellationToken ct)
     {
         _ = await FindVmAsync(state, name, ct) ?? throw new ControlException($"no VM named {name}", 404);
         return Accepted(await state.SubmitJobAsync(kind, name, parameters, ct));
@@ -247,12 +230,6 @@ public static partial class ControllerApi
     private static IResult Accepted(JobRecord job) => Results.Json(job, ApiJsonContext.Default.JobRecord, statusCode: StatusCodes.Status202Accepted);
 
     private static IResult NotFound(string message) => Results.Json(new ApiError(message), ApiJsonContext.Default.ApiError, statusCode: StatusCodes.Status404NotFound);
-
-    private static void Optional(Dictionary<string, string> parameters, string name, string? value)
-    {
-        if (value is not null)
-            parameters[name] = value;
-    }
 
     private static void CheckName(string? name, string what)
     {
@@ -266,13 +243,22 @@ public static partial class ControllerApi
             throw new ControlException($"apiUrl '{url}' must be an http:// URL such as http://10.77.0.21:7300");
     }
 
-    private static async Task<T> Reach<T>(Func<Task<T>> call, string what)
+    private static readonly TimeSpan RegistrationTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>A registration's first call to the daemon, bounded to <see cref="RegistrationTimeout"/>: a wrong URL is a 502 at once, not a hang.</summary>
+    private static async Task<T> Reach<T>(Func<CancellationToken, Task<T>> call, string what, CancellationToken ct)
     {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        limit.CancelAfter(RegistrationTimeout);
         try
         {
-            return await call();
+            return await call(limit.Token);
         }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or HostException or XenAoe.Storage.StorageException)
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new ControlException($"cannot reach the {what}: no answer within {RegistrationTimeout.TotalSeconds:0} s", 502);
+        }
+        catch (Exception e) when (e is HttpRequestException or TimeoutException or HostException or XenAoe.Storage.StorageException)
         {
             throw new ControlException($"cannot reach the {what}: {e.Message}", 502);
         }

@@ -1,7 +1,8 @@
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json.Serialization.Metadata;
+using XenAoe.Agents;
 using XenAoe.Control.Model;
+using XenAoe.Os;
 
 namespace XenAoe.Control.Api;
 
@@ -12,7 +13,7 @@ namespace XenAoe.Control.Api;
 public sealed class ControllerClient : IDisposable
 {
     private static readonly ApiJsonContext Json = ApiJsonContext.Default;
-    private readonly HttpClient[] _clients;
+    private readonly JsonApiClient[] _clients;
     private int _current;
 
     /// <param name="networkNamespace">Connect from inside this network namespace (a lab's controllers live on its management network).</param>
@@ -20,17 +21,11 @@ public sealed class ControllerClient : IDisposable
     {
         if (urls.Count == 0)
             throw new ArgumentException("no controller URL");
-        _clients = [.. urls.Select(url =>
-        {
-            var http = networkNamespace is null ? new HttpClient() : XenAoe.Os.NamespaceHttp.Create(networkNamespace, Timeout.InfiniteTimeSpan);
-            http.BaseAddress = new Uri(url.TrimEnd('/') + "/");
-            http.Timeout = timeout ?? TimeSpan.FromSeconds(30);
-            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-            return http;
-        })];
+        _clients = [.. urls.Select(url => new JsonApiClient(url, timeout ?? TimeSpan.FromSeconds(30), token, "the controller",
+            r => new ControlException(r.Message, r.Status), networkNamespace is null ? null : NamespaceHttp.CreateHandler(networkNamespace)))];
     }
 
-    public IReadOnlyList<Uri?> Urls => [.. _clients.Select(c => c.BaseAddress)];
+    public IReadOnlyList<string> Urls => [.. _clients.Select(c => c.Endpoint)];
 
     public Task<ControllerHealth> HealthAsync(CancellationToken ct = default) => GetAsync("api/v1/health", Json.ControllerHealth, ct);
 
@@ -110,9 +105,14 @@ public sealed class ControllerClient : IDisposable
             client.Dispose();
     }
 
-    private Task<T> GetAsync<T>(string path, JsonTypeInfo<T> type, CancellationToken ct) => SendAsync(HttpMethod.Get, path, null, type, ct);
+    private Task<T> GetAsync<T>(string path, JsonTypeInfo<T> type, CancellationToken ct) =>
+        OnAnyAsync(c => c.GetAsync(path, type, ct));
 
-    private async Task<T> SendAsync<T>(HttpMethod method, string path, Func<HttpContent>? body, JsonTypeInfo<T> type, CancellationToken ct)
+    private Task<T> SendAsync<T>(HttpMethod method, string path, Func<HttpContent>? body, JsonTypeInfo<T> type, CancellationToken ct) =>
+        OnAnyAsync(c => c.SendContentAsync(method, path, body, type, idempotent: method == HttpMethod.Get, ct));
+
+    /// <summary>Asks the controllers in turn, starting with the last that answered, until one is reachable.</summary>
+    private async Task<T> OnAnyAsync<T>(Func<JsonApiClient, Task<T>> call)
     {
         HttpRequestException? unreachable = null;
         for (var i = 0; i < _clients.Length; i++)
@@ -120,16 +120,9 @@ public sealed class ControllerClient : IDisposable
             var index = (_current + i) % _clients.Length;
             try
             {
-                using var request = new HttpRequestMessage(method, path) { Content = body?.Invoke() };
-                using var response = await _clients[index].SendAsync(request, ct).ConfigureAwait(false);
+                var result = await call(_clients[index]).ConfigureAwait(false);
                 _current = index;
-                if (!response.IsSuccessStatusCode)
-                {
-                    var error = await ReadErrorAsync(response, ct).ConfigureAwait(false);
-                    throw new ControlException(error ?? $"the controller answered {(int)response.StatusCode} {response.ReasonPhrase}", (int)response.StatusCode);
-                }
-                return await response.Content.ReadFromJsonAsync(type, ct).ConfigureAwait(false)
-                    ?? throw new InvalidDataException("the controller sent an empty answer");
+                return result;
             }
             catch (HttpRequestException e) when (e.StatusCode is null)
             {
@@ -137,19 +130,6 @@ public sealed class ControllerClient : IDisposable
                 unreachable = e;
             }
         }
-        throw new ControlException($"no controller answers ({string.Join(", ", _clients.Select(c => c.BaseAddress))}): {unreachable?.Message}", 503, unreachable);
-    }
-
-    private static async Task<string?> ReadErrorAsync(HttpResponseMessage response, CancellationToken ct)
-    {
-        try
-        {
-            return (await response.Content.ReadFromJsonAsync(Json.ApiError, ct).ConfigureAwait(false))?.Error;
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            // Not our error body: the status code says what happened.
-            return null;
-        }
+        throw new ControlException($"no controller answers ({string.Join(", ", Urls)}): {unreachable?.Message}", 503, unreachable);
     }
 }

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using XenAoe.Agents.Disk;
 using XenAoe.Aoe;
 using XenAoe.Agents.Host;
+using XenAoe.Control.Jobs;
 using XenAoe.Control.Model;
 using XenAoe.Storage;
 
@@ -14,7 +15,7 @@ namespace XenAoe.Control.Health;
 /// host that answers again has its stale copies of those VMs killed before it is marked up: they are fenced and cannot
 /// write, but they must not linger.
 /// </summary>
-public sealed partial class HostMonitor(ControllerState state, ControllerOptions options, AgentClients agents, ILogger<HostMonitor> log)
+public sealed partial class HostMonitor(ControllerState state, ControllerOptions options, IAgents agents, ILogger<HostMonitor> log)
 {
     private readonly Dictionary<string, DateTimeOffset> _lastAnswer = [];
 
@@ -58,12 +59,14 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
 
     private async Task<HostInfo?> AskAsync(HostRecord host, CancellationToken ct)
     {
-        using var client = agents.Host(host.ApiUrl, options.HeartbeatTimeout);
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        bounded.CancelAfter(options.HeartbeatTimeout);
         try
         {
-            return await client.InfoAsync(ct).ConfigureAwait(false);
+            return await agents.Host(host.ApiUrl).InfoAsync(bounded.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or HostException or IOException)
+        catch (Exception e) when (e is HttpRequestException or TimeoutException or HostException or IOException
+            || (e is OperationCanceledException && !ct.IsCancellationRequested))
         {
             return null;
         }
@@ -93,7 +96,7 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
         {
             try
             {
-                var job = await state.SubmitJobAsync("vm-failover", vm.Name, new() { ["from"] = host.Name }, ct).ConfigureAwait(false);
+                var job = await state.SubmitJobAsync(JobKinds.VmFailover, vm.Name, new FailoverVmParameters(host.Name), ct).ConfigureAwait(false);
                 Log.FailoverSubmitted(log, vm.Name, host.Name, job.Id);
             }
             catch (ControlException e)
@@ -107,7 +110,7 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
 
     private async Task KillStaleVmsAsync(HostRecord host, CancellationToken ct)
     {
-        using var client = agents.Host(host.ApiUrl, TimeSpan.FromSeconds(30));
+        var client = agents.Host(host.ApiUrl);
         var records = (await state.VmsAsync(ct).ConfigureAwait(false)).ToDictionary(v => v.Name);
         foreach (var vm in await client.ListAsync(ct).ConfigureAwait(false))
         {
@@ -122,7 +125,7 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
     {
         foreach (var disk in await state.DiskServersAsync(ct).ConfigureAwait(false))
         {
-            using var client = agents.Disk(disk.ApiUrl);
+            var client = agents.Disk(disk.ApiUrl);
             PoolSpace? space;
             try
             {
@@ -130,7 +133,7 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
                 bounded.CancelAfter(options.HeartbeatTimeout);
                 space = await client.SpaceAsync(bounded.Token).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !ct.IsCancellationRequested)
+            catch (Exception e) when (e is HttpRequestException or TimeoutException || (e is OperationCanceledException && !ct.IsCancellationRequested))
             {
                 space = null;
             }
@@ -148,7 +151,7 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
     }
 
     /// <summary>Sets every owed reservation to its VM's current host (nobody when it runs nowhere), then forgets the fences paid.</summary>
-    private async Task PayFencesAsync(DiskServerRecord disk, DiskApiClient client, CancellationToken ct)
+    private async Task PayFencesAsync(DiskServerRecord disk, IDiskAgent client, CancellationToken ct)
     {
         var vms = (await state.VmsAsync(ct).ConfigureAwait(false)).ToDictionary(v => v.Name);
         var hosts = (await state.HostsAsync(ct).ConfigureAwait(false)).ToDictionary(h => h.Name);

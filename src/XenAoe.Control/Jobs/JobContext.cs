@@ -1,11 +1,13 @@
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using XenAoe.Control.Model;
 
 namespace XenAoe.Control.Jobs;
 
 /// <summary>
-/// What a running job sees: its parameters (including decisions it remembered in earlier steps), its steps, and a log.
-/// Every step's start and end is persisted before the next begins, so after a controller dies the next leader skips the
-/// steps that finished and runs the interrupted one again (steps are written to be safe to repeat).
+/// What a running job sees: its target, its steps and a log. Every step's start and end is persisted before the next begins,
+/// with its typed result, so after a controller dies the next leader skips the steps that finished (reading their results
+/// back) and runs the interrupted one again: steps are written to be safe to repeat.
 /// </summary>
 public sealed class JobContext(ControllerState state, JobRecord job, CancellationToken ct)
 {
@@ -17,40 +19,42 @@ public sealed class JobContext(ControllerState state, JobRecord job, Cancellatio
 
     public string Target => job.Target;
 
-    public string? Parameter(string name) => job.Parameters.GetValueOrDefault(name);
-
-    public string RequiredParameter(string name) =>
-        job.Parameters.GetValueOrDefault(name) ?? throw new ControlException($"job {job.Id} ({job.Kind}) has no parameter '{name}'");
-
-    /// <summary>Persists a decision (a chosen host, allocated slots) so a resumed job makes the same one.</summary>
-    public async Task RememberAsync(string name, string value)
-    {
-        job = await State.UpdateJobAsync(job.Id, j => j with { Parameters = new(j.Parameters) { [name] = value } }, Cancellation).ConfigureAwait(false) ?? job;
-    }
-
     public async Task LogAsync(string text)
     {
         var line = new JobLogLine(State.Time.GetUtcNow(), text);
         job = await State.UpdateJobAsync(job.Id, j => j with { Log = [.. j.Log, line] }, Cancellation).ConfigureAwait(false) ?? job;
     }
 
-    /// <summary>Runs a step unless an earlier attempt finished it; its detail (returned by <paramref name="body"/>) is shown in the job.</summary>
+    /// <summary>
+    /// Runs a step unless an earlier attempt finished it, and returns its result: the one <paramref name="body"/> made, or the one
+    /// recorded then. Its <see cref="IStepResult.Summary"/> is the step's detail.
+    /// </summary>
+    public async Task<T> StepAsync<T>(string name, JsonTypeInfo<T> type, Func<Task<T>> body) where T : IStepResult
+    {
+        if (Finished(name) is { } done)
+        {
+            try
+            {
+                return done.Result is { } result ? result.Deserialize(type) ?? throw new JsonException("null") : throw new JsonException("no result recorded");
+            }
+            catch (JsonException e)
+            {
+                throw new JobRecordException(job, $"the result of its finished step '{name}' cannot be read ({e.Message})");
+            }
+        }
+        return await RunStepAsync(name, async () =>
+        {
+            var result = await body().ConfigureAwait(false);
+            return (result, result.Summary, JsonSerializer.SerializeToElement(result, type));
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs a step without a result unless an earlier attempt finished it; what <paramref name="body"/> returns is its detail.</summary>
     public async Task StepAsync(string name, Func<Task<string?>> body)
     {
-        if (job.Steps.Any(s => s.Name == name && s.State == JobState.Succeeded))
+        if (Finished(name) is not null)
             return;
-        var started = State.Time.GetUtcNow();
-        await SetStepAsync(new JobStep(name, JobState.Running, started)).ConfigureAwait(false);
-        try
-        {
-            var detail = await body().ConfigureAwait(false);
-            await SetStepAsync(new JobStep(name, JobState.Succeeded, started, State.Time.GetUtcNow(), detail)).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            await SetStepAsync(new JobStep(name, JobState.Failed, started, State.Time.GetUtcNow(), e.Message)).ConfigureAwait(false);
-            throw;
-        }
+        await RunStepAsync(name, async () => (true, await body().ConfigureAwait(false), (JsonElement?)null)).ConfigureAwait(false);
     }
 
     public Task StepAsync(string name, Func<Task> body) => StepAsync(name, async () =>
@@ -58,6 +62,25 @@ public sealed class JobContext(ControllerState state, JobRecord job, Cancellatio
         await body().ConfigureAwait(false);
         return null;
     });
+
+    private JobStep? Finished(string name) => job.Steps.FirstOrDefault(s => s.Name == name && s.State == JobState.Succeeded);
+
+    private async Task<T> RunStepAsync<T>(string name, Func<Task<(T Value, string? Detail, JsonElement? Result)>> body)
+    {
+        var started = State.Time.GetUtcNow();
+        await SetStepAsync(new JobStep(name, JobState.Running, started)).ConfigureAwait(false);
+        try
+        {
+            var (value, detail, result) = await body().ConfigureAwait(false);
+            await SetStepAsync(new JobStep(name, JobState.Succeeded, started, State.Time.GetUtcNow(), detail, result)).ConfigureAwait(false);
+            return value;
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !Cancellation.IsCancellationRequested)
+        {
+            await SetStepAsync(new JobStep(name, JobState.Failed, started, State.Time.GetUtcNow(), e.Message)).ConfigureAwait(false);
+            throw;
+        }
+    }
 
     private async Task SetStepAsync(JobStep step)
     {
@@ -72,4 +95,23 @@ public sealed class JobContext(ControllerState state, JobRecord job, Cancellatio
             return j with { Steps = steps };
         }, CancellationToken.None).ConfigureAwait(false) ?? job;
     }
+}
+
+/// <summary>One kind of job's steps. Implementations read their parameters from the record through their <see cref="JobKind{T}"/>.</summary>
+public interface IJob
+{
+    string Kind { get; }
+
+    /// <summary>Runs the job's steps; returns a one-line summary for its log, or throws with the reason it failed.</summary>
+    Task<string> RunAsync(JobRecord record, JobContext job);
+}
+
+/// <summary>A job kind whose parameters are <typeparamref name="TParameters"/>.</summary>
+public abstract class Job<TParameters>(JobKind<TParameters> kind) : IJob
+{
+    public string Kind => kind.Name;
+
+    public Task<string> RunAsync(JobRecord record, JobContext job) => RunAsync(kind.Read(record), job);
+
+    protected abstract Task<string> RunAsync(TParameters parameters, JobContext job);
 }

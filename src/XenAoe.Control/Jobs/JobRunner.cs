@@ -8,8 +8,9 @@ namespace XenAoe.Control.Jobs;
 /// (resumed from their first unfinished step). One job per target at a time (submission refuses a second); different
 /// targets run in parallel. A job interrupted more than <see cref="MaxAttempts"/> times is failed, not retried forever.
 /// </summary>
-public sealed partial class JobRunner(ControllerState state, Operations operations, string owner, ILogger<JobRunner> log)
+public sealed partial class JobRunner(ControllerState state, IReadOnlyList<IJob> kinds, string owner, ILogger<JobRunner> log)
 {
+    private readonly Dictionary<string, IJob> _kinds = kinds.ToDictionary(k => k.Kind, StringComparer.Ordinal);
     public const int MaxAttempts = 3;
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
     private readonly Dictionary<string, Task> _running = [];
@@ -60,7 +61,9 @@ public sealed partial class JobRunner(ControllerState state, Operations operatio
         Log.JobStarted(log, job.Id, job.Kind, job.Target);
         try
         {
-            var summary = await operations.RunAsync(job.Kind, context).ConfigureAwait(false);
+            var kind = _kinds.GetValueOrDefault(job.Kind)
+                ?? throw new JobRecordException(claimed, $"it knows no job kind '{job.Kind}' (known: {string.Join(", ", _kinds.Keys)})");
+            var summary = await kind.RunAsync(claimed, context).ConfigureAwait(false);
             await context.LogAsync(summary).ConfigureAwait(false);
             await FinishAsync(job.Id, error: null).ConfigureAwait(false);
             Log.JobFinished(log, job.Id, job.Kind, job.Target, "succeeded", summary);

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 using XenAoe.Hypervisors;
 
@@ -87,21 +88,28 @@ public enum JobState
     Failed,
 }
 
-public sealed record JobStep(string Name, JobState State, DateTimeOffset? StartedAt = null, DateTimeOffset? FinishedAt = null, string? Detail = null);
+/// <summary>One step of a job. <paramref name="Result"/> is the step's typed outcome (a placement, an address), which a resumed job reads back instead of running the step again.</summary>
+public sealed record JobStep(string Name, JobState State, DateTimeOffset? StartedAt = null, DateTimeOffset? FinishedAt = null, string? Detail = null,
+    JsonElement? Result = null);
 
 public sealed record JobLogLine(DateTimeOffset At, string Text);
 
 /// <summary>
 /// A user action (or the controller's own, such as a failover) as a persisted job of steps. Each step is recorded when it
 /// starts and when it ends, so a controller that dies mid-job leaves a record the next leader resumes from: steps are written
-/// to be safe to run again.
+/// to be safe to run again. <see cref="Parameters"/> are the typed parameters of <see cref="Kind"/> (see <c>Jobs/JobKinds.cs</c>)
+/// in the layout <see cref="Format"/> names: a controller reads the formats it knows and fails a job it cannot read, saying why.
 /// </summary>
 public sealed record JobRecord
 {
+    /// <summary>The record layout this controller writes. 0: parameters as a string map, steps without results (before typed jobs).</summary>
+    public const int CurrentFormat = 1;
+
     public required string Id { get; init; }
     public required string Kind { get; init; }
     public required string Target { get; init; }
-    public Dictionary<string, string> Parameters { get; init; } = [];
+    public int Format { get; init; }
+    public JsonElement? Parameters { get; init; }
     public JobState State { get; init; } = JobState.Pending;
     public IReadOnlyList<JobStep> Steps { get; init; } = [];
     public IReadOnlyList<JobLogLine> Log { get; init; } = [];

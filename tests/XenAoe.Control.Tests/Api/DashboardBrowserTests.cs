@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using XenAoe.Control.Jobs;
 
 namespace XenAoe.Control.Tests.Api;
 
@@ -19,7 +20,7 @@ public sealed class DashboardBrowserTests(ControllerFixture fixture) : IClassFix
         var nobody = $"http://127.0.0.1:{ClosedPort()}";
         await fixture.State.PutHostAsync(TestRecords.Host("cpu-dash", nobody), default);
         Assert.True(await fixture.State.CreateVmAsync(TestRecords.Vm("vm-dash", host: null), default));
-        var job = await fixture.State.SubmitJobAsync("vm-start", "vm-dash", null, default);
+        var job = await fixture.State.SubmitJobAsync(JobKinds.VmStart, "vm-dash", new NoParameters(), default);
 
         var dom = await DumpDomAsync(new Uri(fixture.Controller.BaseAddress, $"/#token={fixture.Controller.Token}"));
         foreach (var expected in new[] { "<td>cpu-dash</td>", "<td>vm-dash</td>", $"<td>{job.Id}</td>", "loopback-controller (leader, sqlite)" })

@@ -51,7 +51,7 @@ public sealed class LabEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
             var migration = MigrateAsync("cpu1");
             // Polled tightly: the memory goes over in a few hundred milliseconds.
             var deadline = Stopwatch.StartNew();
-            while ((await source.MigrationAsync("vm1"))?.Phase != "transferring")
+            while ((await source.MigrationAsync("vm1"))?.Phase != XenAoe.Agents.Host.MigrationPhase.Transferring)
             {
                 Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30) && !migration.IsCompleted, "the migration to cpu1 was never seen sending memory");
                 await Task.Delay(TimeSpan.FromMilliseconds(5));

@@ -113,7 +113,7 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
             _lab.WriteLogTails(output, "disk2-again", "controller1", "cpu2");
             throw;
         }
-        await Eventually.TrueAsync(async () => (await cpu2.GetAsync("vm1"))?.Disks[0].Health == "healthy", TimeSpan.FromSeconds(60),
+        await Eventually.TrueAsync(async () => (await cpu2.GetAsync("vm1"))?.Disks[0].Health == XenAoe.Agents.Host.DiskHealth.Healthy, TimeSpan.FromSeconds(60),
             "vm1's mirror to take disk2's leg back");
         await _lab.CounterAfterAsync(before + 5);
     }
