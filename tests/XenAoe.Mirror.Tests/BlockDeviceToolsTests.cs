@@ -13,11 +13,11 @@ public sealed class PendingBlockDeviceTests
         await Task.Delay(50);
         Assert.False(write.IsCompleted || flush.IsCompleted, "nothing completes before activation");
 
-        var leg = TestLeg.New(1 << 20);
+        var leg = new TestBlockDevice(1 << 20);
         pending.Activate(leg);
         await write;
         await flush;
-        Assert.Equal(new byte[] { 1, 2, 3, 4 }, leg.Disk.AsSpan(4096, 4).ToArray());
+        Assert.Equal(new byte[] { 1, 2, 3, 4 }, leg.Data.AsSpan(4096, 4).ToArray());
         var back = new byte[512];
         await pending.ReadAsync(4096, back);
         Assert.Equal(1, back[0]);
@@ -26,8 +26,8 @@ public sealed class PendingBlockDeviceTests
     [Fact]
     public async Task Before_activation_reads_go_to_the_preview_while_writes_wait_and_after_it_everything_goes_to_the_device()
     {
-        var preview = TestLeg.New(1 << 20);
-        preview.Disk[0] = 0x55;
+        var preview = new TestBlockDevice(1 << 20);
+        preview.Data[0] = 0x55;
         var pending = new PendingBlockDevice(1 << 20, preview: preview);
         var probe = new byte[512];
         await pending.ReadAsync(0, probe);
@@ -36,8 +36,8 @@ public sealed class PendingBlockDeviceTests
         await Task.Delay(50);
         Assert.False(write.IsCompleted, "a write waits for the activation even with a preview");
 
-        var device = TestLeg.New(1 << 20);
-        device.Disk[0] = 0x77;
+        var device = new TestBlockDevice(1 << 20);
+        device.Data[0] = 0x77;
         pending.Activate(device);
         await write;
         Assert.Equal(0, preview.BytesWritten);
@@ -50,9 +50,9 @@ public sealed class PendingBlockDeviceTests
     public async Task A_device_of_another_size_is_refused_and_a_second_activation_too()
     {
         var pending = new PendingBlockDevice(1 << 20);
-        Assert.Throws<ArgumentException>(() => pending.Activate(TestLeg.New(2 << 20)));
-        pending.Activate(TestLeg.New(1 << 20));
-        Assert.Throws<InvalidOperationException>(() => pending.Activate(TestLeg.New(1 << 20)));
+        Assert.Throws<ArgumentException>(() => pending.Activate(new TestBlockDevice(2 << 20)));
+        pending.Activate(new TestBlockDevice(1 << 20));
+        Assert.Throws<InvalidOperationException>(() => pending.Activate(new TestBlockDevice(1 << 20)));
         await pending.DisposeAsync();
     }
 
@@ -90,15 +90,15 @@ public sealed class BlockImageTests
             var data = new byte[(9 << 20) + 100];
             Random.Shared.NextBytes(data);
             await File.WriteAllBytesAsync(path, data);
-            var leg = TestLeg.New(16 << 20);
-            leg.Disk.AsSpan().Fill(0xEE);
+            var leg = new TestBlockDevice(16 << 20);
+            leg.Data.AsSpan().Fill(0xEE);
             var progress = new HighestProgress();
             var written = await BlockImage.WriteAsync(path, leg, progress);
             Assert.Equal((9 << 20) + 512, written);
             Assert.Equal(written, progress.Highest);
-            Assert.Equal(data, leg.Disk.AsSpan(0, data.Length).ToArray());
-            Assert.All(leg.Disk.AsSpan(data.Length, 412).ToArray(), b => Assert.Equal(0, b));
-            Assert.Equal(0xEE, leg.Disk[written]);
+            Assert.Equal(data, leg.Data.AsSpan(0, data.Length).ToArray());
+            Assert.All(leg.Data.AsSpan(data.Length, 412).ToArray(), b => Assert.Equal(0, b));
+            Assert.Equal(0xEE, leg.Data[written]);
         }
         finally
         {
@@ -128,7 +128,7 @@ public sealed class BlockImageTests
         try
         {
             await File.WriteAllBytesAsync(path, new byte[2 << 20]);
-            var leg = TestLeg.New(1 << 20);
+            var leg = new TestBlockDevice(1 << 20);
             var error = await Assert.ThrowsAsync<ArgumentException>(() => BlockImage.WriteAsync(path, leg));
             Assert.Contains("larger than the device", error.Message);
             Assert.Equal(0, leg.BytesWritten);

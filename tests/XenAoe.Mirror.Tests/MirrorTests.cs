@@ -15,16 +15,16 @@ public sealed class MirrorTests
         return data;
     }
 
-    private static async Task<(Mirror Mirror, TestLeg A, TestLeg B)> NewMirrorAsync()
+    private static async Task<(Mirror Mirror, TestBlockDevice A, TestBlockDevice B)> NewMirrorAsync()
     {
-        var (a, b) = (TestLeg.New(LegSize), TestLeg.New(LegSize));
+        var (a, b) = (new TestBlockDevice(LegSize), new TestBlockDevice(LegSize));
         return (await Mirror.CreateAsync(a, b, Options, assumeClean: true), a, b);
     }
 
-    private static void AssertLegsEqual(Mirror mirror, TestLeg a, TestLeg b)
+    private static void AssertLegsEqual(Mirror mirror, TestBlockDevice a, TestBlockDevice b)
     {
         var offset = (int)mirror.DataOffset;
-        Assert.True(a.Disk.AsSpan(offset, (int)mirror.Size).SequenceEqual(b.Disk.AsSpan(offset, (int)mirror.Size)), "the legs' data differ");
+        Assert.True(a.Data.AsSpan(offset, (int)mirror.Size).SequenceEqual(b.Data.AsSpan(offset, (int)mirror.Size)), "the legs' data differ");
     }
 
     [Fact]
@@ -50,7 +50,7 @@ public sealed class MirrorTests
     [Fact]
     public async Task A_preview_of_two_legs_without_mirror_metadata_is_refused_with_the_reason()
     {
-        var error = await Assert.ThrowsAsync<MirrorAssemblyException>(() => Mirror.OpenPreviewAsync(TestLeg.New(LegSize), TestLeg.New(LegSize)));
+        var error = await Assert.ThrowsAsync<MirrorAssemblyException>(() => Mirror.OpenPreviewAsync(new TestBlockDevice(LegSize), new TestBlockDevice(LegSize)));
         Assert.Contains("no complete leg to preview", error.Message);
     }
 
@@ -90,7 +90,7 @@ public sealed class MirrorTests
         Assert.Equal(MirrorHealth.Degraded, status.Health);
         Assert.Equal(LegState.Failed, status.Legs[1].State);
         Assert.NotEqual(epoch, status.Legs[0].Epoch);
-        var onDisk = MirrorSuperblock.TryRead(a.Disk, out _)!;
+        var onDisk = MirrorSuperblock.TryRead(a.Data, out _)!;
         Assert.Equal(epoch, onDisk.ParentEpoch);
         var back = new byte[Region];
         await mirror.ReadAsync(0, back);
@@ -110,7 +110,7 @@ public sealed class MirrorTests
         Assert.Equal(3, mirror.Status.DirtyRegions);
 
         b.FailWith = null;
-        await mirror.ReaddLegAsync(1, new TestLeg(b.Disk));
+        await mirror.ReaddLegAsync(1, new TestBlockDevice(b.Data));
         await mirror.ResyncCompletion;
         Assert.Equal(MirrorHealth.Healthy, mirror.Status.Health);
         Assert.Equal(3L * Region, mirror.Status.ResyncDoneBytes);
@@ -125,13 +125,13 @@ public sealed class MirrorTests
         await mirror.WriteAsync(5 * Region, Pattern(Region, 6));
         // The host dies between the two legs' writes of the next request: leg 0 has it, leg 1 does not.
         var torn = Pattern(Region, 7);
-        torn.CopyTo(a.Disk, mirror.DataOffset + 5 * Region);
+        torn.CopyTo(a.Data, mirror.DataOffset + 5 * Region);
         // No dispose: the superblocks stay "not clean", the bitmap bit of region 5 stays set on both legs.
 
-        var reassembled = await Mirror.AssembleAsync(new TestLeg(a.Disk), new TestLeg(b.Disk), Options);
+        var reassembled = await Mirror.AssembleAsync(new TestBlockDevice(a.Data), new TestBlockDevice(b.Data), Options);
         await reassembled.ResyncCompletion;
         AssertLegsEqual(reassembled, a, b);
-        Assert.Equal(torn, b.Disk.AsSpan((int)(reassembled.DataOffset + 5 * Region), Region).ToArray());
+        Assert.Equal(torn, b.Data.AsSpan((int)(reassembled.DataOffset + 5 * Region), Region).ToArray());
         await reassembled.DisposeAsync();
     }
 
@@ -144,14 +144,14 @@ public sealed class MirrorTests
         await mirror.WriteAsync(0, fresh);
         await mirror.DisposeAsync();
         a.FailWith = null;
-        Array.Fill<byte>(a.Disk, 0xEE, (int)mirror.DataOffset, 4 * Region); // stale garbage on leg 0
+        Array.Fill<byte>(a.Data, 0xEE, (int)mirror.DataOffset, 4 * Region); // stale garbage on leg 0
 
-        var reassembled = await Mirror.AssembleAsync(new TestLeg(a.Disk), new TestLeg(b.Disk), Options);
+        var reassembled = await Mirror.AssembleAsync(new TestBlockDevice(a.Data), new TestBlockDevice(b.Data), Options);
         var back = new byte[fresh.Length];
         await reassembled.ReadAsync(0, back);
         Assert.Equal(fresh, back);
         await reassembled.ResyncCompletion;
-        Assert.Equal(fresh, a.Disk.AsSpan((int)reassembled.DataOffset, fresh.Length).ToArray());
+        Assert.Equal(fresh, a.Data.AsSpan((int)reassembled.DataOffset, fresh.Length).ToArray());
         await reassembled.DisposeAsync();
     }
 
@@ -160,14 +160,14 @@ public sealed class MirrorTests
     {
         var (mirror, a, b) = await NewMirrorAsync();
         await mirror.DisposeAsync();
-        var alone0 = await Mirror.AssembleAsync(new TestLeg(a.Disk), null, Options, allowDegraded: true);
+        var alone0 = await Mirror.AssembleAsync(new TestBlockDevice(a.Data), null, Options, allowDegraded: true);
         await alone0.WriteAsync(0, Pattern(Region, 9));
         await alone0.DisposeAsync();
-        var alone1 = await Mirror.AssembleAsync(null, new TestLeg(b.Disk), Options, allowDegraded: true);
+        var alone1 = await Mirror.AssembleAsync(null, new TestBlockDevice(b.Data), Options, allowDegraded: true);
         await alone1.WriteAsync(0, Pattern(Region, 10));
         await alone1.DisposeAsync();
 
-        var e = await Assert.ThrowsAsync<MirrorAssemblyException>(() => Mirror.AssembleAsync(new TestLeg(a.Disk), new TestLeg(b.Disk), Options));
+        var e = await Assert.ThrowsAsync<MirrorAssemblyException>(() => Mirror.AssembleAsync(new TestBlockDevice(a.Data), new TestBlockDevice(b.Data), Options));
         Assert.Contains("split brain", e.Message, StringComparison.Ordinal);
     }
 
@@ -176,7 +176,7 @@ public sealed class MirrorTests
     {
         var (mirror, a, _) = await NewMirrorAsync();
         await mirror.DisposeAsync();
-        var e = await Assert.ThrowsAsync<MirrorAssemblyException>(() => Mirror.AssembleAsync(new TestLeg(a.Disk), null, Options));
+        var e = await Assert.ThrowsAsync<MirrorAssemblyException>(() => Mirror.AssembleAsync(new TestBlockDevice(a.Data), null, Options));
         Assert.Contains("only one leg", e.Message, StringComparison.Ordinal);
     }
 
@@ -187,7 +187,7 @@ public sealed class MirrorTests
         var (m2, _, d) = await NewMirrorAsync();
         await m1.DisposeAsync();
         await m2.DisposeAsync();
-        var e = await Assert.ThrowsAsync<MirrorAssemblyException>(() => Mirror.AssembleAsync(new TestLeg(a.Disk), new TestLeg(d.Disk), Options));
+        var e = await Assert.ThrowsAsync<MirrorAssemblyException>(() => Mirror.AssembleAsync(new TestBlockDevice(a.Data), new TestBlockDevice(d.Data), Options));
         Assert.Contains("belongs to mirror", e.Message, StringComparison.Ordinal);
     }
 
@@ -198,7 +198,7 @@ public sealed class MirrorTests
         await mirror.WriteAsync(0, Pattern((int)mirror.Size, 11));
         b.FailWith = BlockError.Io;
         await mirror.WriteAsync(0, Pattern(Region, 12));
-        var third = TestLeg.New(LegSize);
+        var third = new TestBlockDevice(LegSize);
         await mirror.ReplaceLegAsync(1, third, "disk3");
         await mirror.ResyncCompletion;
         var status = mirror.Status;
@@ -206,7 +206,7 @@ public sealed class MirrorTests
         Assert.Equal(status.ResyncTotalBytes, status.ResyncDoneBytes);
         AssertLegsEqual(mirror, a, third);
         await mirror.DisposeAsync();
-        var reassembled = await Mirror.AssembleAsync(new TestLeg(a.Disk), new TestLeg(third.Disk), Options);
+        var reassembled = await Mirror.AssembleAsync(new TestBlockDevice(a.Data), new TestBlockDevice(third.Data), Options);
         Assert.Equal(MirrorHealth.Healthy, reassembled.Status.Health);
         await reassembled.DisposeAsync();
     }
@@ -231,7 +231,7 @@ public sealed class MirrorTests
         for (var i = 0; i < 64; i++)
             await mirror.WriteAsync(i * Region, Pattern(Region, 100 + i));
         b.FailWith = null;
-        await mirror.ReaddLegAsync(1, new TestLeg(b.Disk));
+        await mirror.ReaddLegAsync(1, new TestBlockDevice(b.Data));
         var writers = Enumerable.Range(0, 200).Select(i => mirror.WriteAsync((i % 64) * Region + 4096, Pattern(8192, 1000 + i)).AsTask());
         await Task.WhenAll(writers);
         await mirror.ResyncCompletion;

@@ -152,7 +152,7 @@ public sealed class HandshakeTests : IAsyncLifetime
         await client.SendClientFlagsAsync();
         Assert.Equal(NbdProtocol.RepAck, Assert.Single(await client.OptionAsync(NbdProtocol.OptAbort)).Type);
         Assert.Empty(await client.ReadUntilClosedAsync());
-        await Eventually.TrueAsync(() => _test.Server.ActiveConnections == 0, "the aborted connection to be gone");
+        await Eventually.TrueAsync(() => _test.Server.ActiveConnections == 0, Eventually.DefaultTimeout, "the aborted connection to be gone");
         Assert.Empty(_test.Log.Warnings);
     }
 

@@ -40,7 +40,7 @@ public sealed class HostileClientTests : IAsyncLifetime
     private async Task AssertDroppedOnceAndBystanderServedAsync(NbdTestClient hostile, string reason)
     {
         await hostile.ReadUntilClosedAsync();
-        await Eventually.TrueAsync(() => _test.Server.ActiveConnections == 1, "only the bystander to remain connected");
+        await Eventually.TrueAsync(() => _test.Server.ActiveConnections == 1, Eventually.DefaultTimeout, "only the bystander to remain connected");
         var warning = Assert.Single(_test.Log.Warnings);
         Assert.Contains(reason, warning);
         await AssertBystanderServedAsync();
@@ -152,7 +152,7 @@ public sealed class HostileClientTests : IAsyncLifetime
         await using var test = await TestServer.StartAsync(new NbdServerOptions { HandshakeTimeout = TimeSpan.FromMilliseconds(200) });
         await using var silent = await test.ConnectAsync();
         Assert.Empty(await silent.ReadUntilClosedAsync());
-        await Eventually.TrueAsync(() => test.Log.Warnings.Any(), "the timeout to be logged");
+        await Eventually.TrueAsync(() => test.Log.Warnings.Any(), Eventually.DefaultTimeout, "the timeout to be logged");
         Assert.Contains("handshake timeout", Assert.Single(test.Log.Warnings));
     }
 
@@ -240,12 +240,12 @@ public sealed class HostileClientTests : IAsyncLifetime
         var hostile = await OpenAsync();
         for (var i = 0; i < 16; i++)
             await hostile.SendRequestAsync(i % 2 == 0 ? NbdProtocol.CmdRead : NbdProtocol.CmdWrite, (ulong)i * 4096, 4096, payload: i % 2 == 0 ? null : new byte[4096]);
-        await Eventually.TrueAsync(() => _device.Calls.Count == 16, "all 16 requests to reach the device");
+        await Eventually.TrueAsync(() => _device.Calls.Count == 16, Eventually.DefaultTimeout, "all 16 requests to reach the device");
         await hostile.DisposeAsync();
 
         await AssertBystanderServedAsync();
         release.SetResult();
-        await Eventually.TrueAsync(() => _test.Server.ActiveConnections == 1, "the vanished client's connection to be cleaned up");
+        await Eventually.TrueAsync(() => _test.Server.ActiveConnections == 1, Eventually.DefaultTimeout, "the vanished client's connection to be cleaned up");
         Assert.Empty(_test.Log.Warnings);
     }
 
@@ -260,7 +260,7 @@ public sealed class HostileClientTests : IAsyncLifetime
         // 256 reads of 1 MiB: far more than the socket buffers hold, and this client reads none of the replies.
         var flood = Enumerable.Range(0, 256).SelectMany(i => NbdTestClient.Request(NbdProtocol.CmdRead, (ulong)i, (ulong)(i % 64) << 20, 1 << 20)).ToArray();
         await greedy.SendAsync(flood);
-        await Eventually.TrueAsync(() => device.Calls.Count >= 8, "the greedy client's first reads to reach the device");
+        await Eventually.TrueAsync(() => device.Calls.Count >= 8, Eventually.DefaultTimeout, "the greedy client's first reads to reach the device");
 
         await using var polite = await test.ConnectAsync();
         await polite.GoAsync("other");
@@ -276,7 +276,7 @@ public sealed class HostileClientTests : IAsyncLifetime
         test.AddMemoryExport("disk");
         await using var first = await test.ConnectAsync();
         await using var second = await test.ConnectAsync();
-        await Eventually.TrueAsync(() => test.Server.ActiveConnections == 2, "two admitted connections");
+        await Eventually.TrueAsync(() => test.Server.ActiveConnections == 2, Eventually.DefaultTimeout, "two admitted connections");
         await Assert.ThrowsAsync<EndOfStreamException>(test.ConnectAsync);
         await first.GoAsync("disk");
         Assert.Equal(0u, (await first.ReadAsync(0, 512)).Error);

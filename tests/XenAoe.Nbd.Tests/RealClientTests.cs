@@ -177,7 +177,7 @@ public sealed class RealClientTests : IAsyncLifetime
         (await Command.RunAsync("qemu-io", "-f", "raw", "-c", "write -P 1 0 64k", _test.Uri("disk"))).EnsureSuccess();
         (await Command.RunAsync("nbdinfo", "--list", $"nbd+unix://?socket={_test.SocketPath}")).EnsureSuccess();
         (await Command.RunAsync("nbdinfo", "--size", _test.Uri("disk"))).EnsureSuccess();
-        await Eventually.TrueAsync(() => _test.Server.ActiveConnections == 0, "every client connection to be closed");
+        await Eventually.TrueAsync(() => _test.Server.ActiveConnections == 0, Eventually.DefaultTimeout, "every client connection to be closed");
         Assert.Empty(_test.Log.Warnings);
     }
 }

@@ -255,7 +255,7 @@ public class TransmissionTests : IAsyncLifetime
             await client.SendRequestAsync(NbdProtocol.CmdRead, (ulong)i * 512, 512);
         for (var answered = 0; answered < 12; answered++)
         {
-            await Eventually.TrueAsync(() => !gates.IsEmpty, $"a request to reach the device after {answered} replies");
+            await Eventually.TrueAsync(() => !gates.IsEmpty, Eventually.DefaultTimeout, $"a request to reach the device after {answered} replies");
             Assert.True(gates.TryDequeue(out var gate));
             gate.SetResult();
             Assert.Equal(0u, (await client.ReadReplyAsync()).Error);
@@ -294,7 +294,7 @@ public class TransmissionTests : IAsyncLifetime
         await using var client = await OpenAsync();
         var cookie = await client.SendRequestAsync(NbdProtocol.CmdWrite, 0, 4096, payload: Pattern(4096, 9));
         await client.DisconnectAsync();
-        await Eventually.TrueAsync(() => !_device.Calls.IsEmpty, "the write to reach the device");
+        await Eventually.TrueAsync(() => !_device.Calls.IsEmpty, Eventually.DefaultTimeout, "the write to reach the device");
         release.SetResult();
         var reply = await client.ReadReplyAsync();
         Assert.Equal((cookie, 0u), (reply.Cookie, reply.Error));
@@ -334,10 +334,10 @@ public class TransmissionTests : IAsyncLifetime
     {
         await using var a = await OpenAsync();
         await using var b = await _test.ConnectAsync();
-        await Eventually.TrueAsync(() => _test.Server.ActiveConnections == 2, "two connections to be counted");
+        await Eventually.TrueAsync(() => _test.Server.ActiveConnections == 2, Eventually.DefaultTimeout, "two connections to be counted");
         await a.DisconnectAsync();
         await a.ReadUntilClosedAsync();
-        await Eventually.TrueAsync(() => _test.Server.ActiveConnections == 1, "one connection after the first disconnected");
+        await Eventually.TrueAsync(() => _test.Server.ActiveConnections == 1, Eventually.DefaultTimeout, "one connection after the first disconnected");
     }
 
     [Fact]

@@ -9,8 +9,15 @@ namespace XenAoe.Control.Jobs;
 /// with its typed result, so after a controller dies the next leader skips the steps that finished (reading their results
 /// back) and runs the interrupted one again: steps are written to be safe to repeat.
 /// </summary>
-public sealed class JobContext(ControllerState state, JobRecord job, CancellationToken ct)
+/// <remarks>
+/// A step that fails transiently (a daemon that does not answer, a timeout, a 5xx) is run again, <see cref="StepRetry.Attempts"/>
+/// times in all with growing pauses: steps are written to be safe to repeat, and a daemon restarting must not fail a failover.
+/// A refusal (4xx) fails the step at once.
+/// </remarks>
+public sealed class JobContext(ControllerState state, JobRecord job, CancellationToken ct, StepRetry? retry = null)
 {
+    private readonly StepRetry _retry = retry ?? StepRetry.Default;
+
     public ControllerState State { get; } = state;
 
     public CancellationToken Cancellation { get; } = ct;
@@ -69,16 +76,25 @@ public sealed class JobContext(ControllerState state, JobRecord job, Cancellatio
     {
         var started = State.Time.GetUtcNow();
         await SetStepAsync(new JobStep(name, JobState.Running, started)).ConfigureAwait(false);
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            var (value, detail, result) = await body().ConfigureAwait(false);
-            await SetStepAsync(new JobStep(name, JobState.Succeeded, started, State.Time.GetUtcNow(), detail, result)).ConfigureAwait(false);
-            return value;
-        }
-        catch (Exception e) when (e is not OperationCanceledException || !Cancellation.IsCancellationRequested)
-        {
-            await SetStepAsync(new JobStep(name, JobState.Failed, started, State.Time.GetUtcNow(), e.Message)).ConfigureAwait(false);
-            throw;
+            try
+            {
+                var (value, detail, result) = await body().ConfigureAwait(false);
+                await SetStepAsync(new JobStep(name, JobState.Succeeded, started, State.Time.GetUtcNow(), detail, result)).ConfigureAwait(false);
+                return value;
+            }
+            catch (Exception e) when (attempt < _retry.Attempts && StepRetry.IsTransient(e) && !Cancellation.IsCancellationRequested)
+            {
+                var pause = _retry.FirstPause * (1 << (attempt - 1));
+                await LogAsync($"step {name} failed ({e.Message}); trying again in {pause.TotalSeconds:0.#} s (attempt {attempt + 1} of {_retry.Attempts})").ConfigureAwait(false);
+                await Task.Delay(pause, State.Time, Cancellation).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !Cancellation.IsCancellationRequested)
+            {
+                await SetStepAsync(new JobStep(name, JobState.Failed, started, State.Time.GetUtcNow(), e.Message)).ConfigureAwait(false);
+                throw;
+            }
         }
     }
 
@@ -95,6 +111,20 @@ public sealed class JobContext(ControllerState state, JobRecord job, Cancellatio
             return j with { Steps = steps };
         }, CancellationToken.None).ConfigureAwait(false) ?? job;
     }
+}
+
+/// <summary>How often a step that failed transiently is tried in all, and the first pause (doubled each time).</summary>
+public sealed record StepRetry(int Attempts, TimeSpan FirstPause)
+{
+    public static readonly StepRetry Default = new(4, TimeSpan.FromSeconds(1));
+
+    /// <summary>Worth another try: the daemon did not answer, or failed on its side; not a refusal.</summary>
+    public static bool IsTransient(Exception e) => e switch
+    {
+        HttpRequestException { StatusCode: null } or TimeoutException => true,
+        XenAoe.Agents.Host.HostException h => h.Status >= 500,
+        _ => false,
+    };
 }
 
 /// <summary>One kind of job's steps. Implementations read their parameters from the record through their <see cref="JobKind{T}"/>.</summary>

@@ -8,7 +8,7 @@ namespace XenAoe.Control.Jobs;
 /// (resumed from their first unfinished step). One job per target at a time (submission refuses a second); different
 /// targets run in parallel. A job interrupted more than <see cref="MaxAttempts"/> times is failed, not retried forever.
 /// </summary>
-public sealed partial class JobRunner(ControllerState state, IReadOnlyList<IJob> kinds, string owner, ILogger<JobRunner> log)
+public sealed partial class JobRunner(ControllerState state, IReadOnlyList<IJob> kinds, string owner, ILogger<JobRunner> log, StepRetry? retry = null)
 {
     private readonly Dictionary<string, IJob> _kinds = kinds.ToDictionary(k => k.Kind, StringComparer.Ordinal);
     public const int MaxAttempts = 3;
@@ -50,7 +50,7 @@ public sealed partial class JobRunner(ControllerState state, IReadOnlyList<IJob>
         }, ct).ConfigureAwait(false);
         if (claimed is null || claimed.IsFinished)
             return;
-        var context = new JobContext(state, claimed, ct);
+        var context = new JobContext(state, claimed, ct, retry);
         if (claimed.Attempts > MaxAttempts)
         {
             await FinishAsync(claimed.Id, $"interrupted {claimed.Attempts - 1} times; giving up (its steps show how far it got)").ConfigureAwait(false);

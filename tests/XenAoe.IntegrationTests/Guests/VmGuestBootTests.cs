@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
 using Xunit.Abstractions;
-using XenAoe.IntegrationTests.Infrastructure;
 
 namespace XenAoe.IntegrationTests.Guests;
 

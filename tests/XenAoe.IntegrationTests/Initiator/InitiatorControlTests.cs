@@ -4,7 +4,6 @@ using XenAoe.Aoe;
 using XenAoe.Block;
 using XenAoe.Initiator;
 using XenAoe.IntegrationTests.DiskServer;
-using XenAoe.IntegrationTests.Infrastructure;
 using XenAoe.Net;
 using Xunit.Abstractions;
 

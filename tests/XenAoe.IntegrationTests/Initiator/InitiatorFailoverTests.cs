@@ -2,7 +2,6 @@ using System.Diagnostics;
 using XenAoe.Aoe;
 using XenAoe.Block;
 using XenAoe.Initiator;
-using XenAoe.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
 namespace XenAoe.IntegrationTests.Initiator;

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using XenAoe.IntegrationTests.DiskServer;
-using XenAoe.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
 namespace XenAoe.IntegrationTests.Lab;

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using XenAoe.IntegrationTests.DataPath;
-using XenAoe.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
 namespace XenAoe.IntegrationTests.Lab;

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using XenAoe.IntegrationTests.Infrastructure;
 using XenAoe.Lab.Cluster;
 
 namespace XenAoe.IntegrationTests.Lab;

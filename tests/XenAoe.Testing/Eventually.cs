@@ -1,10 +1,13 @@
 using System.Diagnostics;
 
-namespace XenAoe.IntegrationTests.Infrastructure;
+namespace XenAoe.Testing;
 
 /// <summary>Waits for a condition with a deadline instead of sleeping; a miss says what was expected.</summary>
 public static class Eventually
 {
+    /// <summary>For conditions of in-process code that should hold almost at once.</summary>
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
+
     private static readonly TimeSpan s_firstPause = TimeSpan.FromMilliseconds(10);
     private static readonly TimeSpan s_longestPause = TimeSpan.FromMilliseconds(250);
 
@@ -58,6 +61,26 @@ public static class Eventually
             await Task.Delay(pause < remaining ? pause : remaining, ct).ConfigureAwait(false);
             pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, s_longestPause.Ticks));
         }
+    }
+
+    /// <summary>Awaits <paramref name="task"/> with a deadline; a miss says what was expected.</summary>
+    public static async Task WithinAsync(Task task, string expectation, TimeSpan? timeout = null)
+    {
+        var limit = timeout ?? DefaultTimeout;
+        try
+        {
+            await task.WaitAsync(limit).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"Expected within {limit.TotalSeconds:0.###} s: {expectation}.");
+        }
+    }
+
+    public static async Task<T> WithinAsync<T>(Task<T> task, string expectation, TimeSpan? timeout = null)
+    {
+        await WithinAsync((Task)task, expectation, timeout).ConfigureAwait(false);
+        return await task.ConfigureAwait(false);
     }
 
     private sealed class StrongBox<T>(T value)
