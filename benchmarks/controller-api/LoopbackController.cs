@@ -78,9 +78,9 @@ public sealed class LoopbackController : IAsyncDisposable
                 if (response.IsSuccessStatusCode)
                     break;
             }
-            catch (HttpRequestException e)
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
             {
-                // Not listening yet: try again until the deadline.
+                // Not listening yet, or too slow to answer one probe on a busy machine: try again until the deadline.
                 last = e;
             }
             if (DateTime.UtcNow > deadline)

@@ -54,7 +54,7 @@ public sealed class LabMaintenanceTests(ITestOutputHelper output) : IAsyncLifeti
         var job = jobs.RootElement.EnumerateArray().Last(j => j.GetProperty("kind").GetString() == "disk-drain");
         foreach (var line in job.GetProperty("log").EnumerateArray())
             output.WriteLine(line.GetProperty("text").GetString());
-        Assert.Equal(["drain", "replace-leg vm1/root"], job.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("name").GetString()));
+        Assert.Equal(["drain", "vm1/root place", "vm1/root volume", "vm1/root replace", "vm1/root copy", "vm1/root record", "vm1/root release"], job.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("name").GetString()));
 
         // Stopped cleanly, both legs hold the same bytes and the guest's file system checks clean.
         (await _lab.CliAsync("vm", "stop", "vm1")).EnsureSuccess();
