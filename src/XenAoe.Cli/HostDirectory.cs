@@ -47,7 +47,7 @@ internal sealed class HostDirectory : IDisposable
             {
                 return (c, (HostInfo?)await c.InfoAsync(ct), (string?)null);
             }
-            catch (Exception e) when (e is HttpRequestException or HostException or TaskCanceledException)
+            catch (Exception e) when (e is HttpRequestException or HostException or TimeoutException)
             {
                 return (c, null, e.Message);
             }

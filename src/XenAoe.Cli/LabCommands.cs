@@ -118,7 +118,7 @@ internal static class LabCommands
                         rows.Add([vm.Name, info.Name, vm.State, string.Join(" ", vm.Disks.Select(d => $"{d.Id}:{d.Health.ToString().ToLowerInvariant()}")), counter?.ToString(CultureInfo.InvariantCulture) ?? "-"]);
                     }
                 }
-                catch (Exception e) when (e is HttpRequestException or HostException or TaskCanceledException)
+                catch (Exception e) when (e is HttpRequestException or HostException or TimeoutException)
                 {
                     rows.Add(["-", socket, $"host daemon does not answer: {e.Message}", "-", "-"]);
                 }

@@ -125,7 +125,7 @@ public sealed partial class VmManager
         {
             await destination.AbortIncomingAsync(name, CancellationToken.None).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is HostException or HttpRequestException or TaskCanceledException)
+        catch (Exception e) when (e is HostException or HttpRequestException or TimeoutException)
         {
             // The destination is gone or never prepared: it holds nothing to give back, and its reservation join expires
             // with the next force-set by whoever runs the VM.

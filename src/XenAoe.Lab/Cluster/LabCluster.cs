@@ -263,7 +263,7 @@ public sealed class LabCluster(LabPlan plan, TextWriter log, LabCluster.Program 
                 if (await probe())
                     return;
             }
-            catch (Exception e) when (e is HttpRequestException or StorageException or HostException or IOException or ControlException or TaskCanceledException)
+            catch (Exception e) when (e is HttpRequestException or StorageException or HostException or IOException or ControlException or TimeoutException)
             {
                 // Not listening yet.
             }
