@@ -15,7 +15,7 @@ namespace XenAoe.Control;
 
 /// <summary>
 /// Runs a controller: the REST API (and the dashboard) on every controller, and, on the one that wins the leader election,
-/// the job runner and the heartbeat monitor. When leadership is lost (etcd lease expired, store unreachable) both stop and
+/// the job runner, the heartbeat monitor and the job history's pruning. When leadership is lost (etcd lease expired, store unreachable) both stop and
 /// the controller campaigns again; jobs in flight are resumed by whoever leads next.
 /// </summary>
 public static partial class ControllerDaemon
@@ -66,7 +66,8 @@ public static partial class ControllerDaemon
                 using var leading = CancellationTokenSource.CreateLinkedTokenSource(ct, election.LeadershipLost);
                 var runner = new JobRunner(state, jobs, options.Name, log.CreateLogger<JobRunner>());
                 var monitor = new HostMonitor(state, options, agents, log.CreateLogger<HostMonitor>());
-                await Task.WhenAll(runner.RunAsync(leading.Token), monitor.RunAsync(leading.Token)).ConfigureAwait(false);
+                var retention = new JobRetention(state, options, log.CreateLogger<JobRetention>());
+                await Task.WhenAll(runner.RunAsync(leading.Token), monitor.RunAsync(leading.Token), retention.RunAsync(leading.Token)).ConfigureAwait(false);
                 if (!ct.IsCancellationRequested)
                     Log.LeadershipLost(daemonLog, options.Name);
             }

@@ -26,6 +26,12 @@ public sealed class ControllerOptions
     /// <summary>A CPU server silent this long is declared dead, fenced and its VMs restarted elsewhere.</summary>
     public TimeSpan DeadAfter { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>How many finished jobs the history keeps (the newest); older ones are pruned.</summary>
+    public int KeepJobs { get; init; } = 1000;
+
+    /// <summary>How long a finished job is kept at most.</summary>
+    public TimeSpan KeepJobsFor { get; init; } = TimeSpan.FromDays(30);
+
     /// <summary>Largest request body the API accepts.</summary>
     public long MaxRequestBytes { get; init; } = 64 * 1024;
 
@@ -37,6 +43,8 @@ public sealed class ControllerOptions
             throw new ArgumentException("give at least one --listen address");
         if (HeartbeatInterval <= TimeSpan.Zero || HeartbeatTimeout <= TimeSpan.Zero)
             throw new ArgumentException("the heartbeat interval and timeout must be positive");
+        if (KeepJobs < 0 || KeepJobsFor < TimeSpan.Zero)
+            throw new ArgumentException("the job history to keep (--keep-jobs, --keep-jobs-days) cannot be negative");
         if (DeadAfter < 2 * HeartbeatInterval)
             throw new ArgumentException($"--dead-after ({DeadAfter.TotalSeconds} s) must be at least two heartbeats ({2 * HeartbeatInterval.TotalSeconds} s)");
     }

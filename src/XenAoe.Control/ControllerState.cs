@@ -71,11 +71,113 @@ public sealed class ControllerState(IStateStore store, TimeProvider? time = null
         return [.. jobs.OrderBy(j => j.Id, StringComparer.Ordinal)];
     }
 
+    /// <summary>
+    /// The unfinished jobs, oldest first, found through the targets' markers (<c>active/KIND/TARGET</c>): the cost follows the
+    /// number of targets, not the job history. A marker whose job is finished or gone (left by an older controller) is removed.
+    /// </summary>
+    public async Task<IReadOnlyList<JobRecord>> ActiveJobsAsync(CancellationToken ct)
+    {
+        var jobs = new List<JobRecord>();
+        foreach (var marker in await Store.ListAsync(ActivePrefix, ct).ConfigureAwait(false))
+        {
+            if (await JobAsync(marker.ValueText, ct).ConfigureAwait(false) is { IsFinished: false } job)
+            {
+                jobs.Add(job);
+                continue;
+            }
+            try
+            {
+                await Store.DeleteAsync(marker.Key, marker.Revision, ct).ConfigureAwait(false);
+            }
+            catch (StoreConflictException)
+            {
+                // A new job took the target meanwhile: its marker stays.
+            }
+        }
+        return [.. jobs.DistinctBy(j => j.Id).OrderBy(j => j.Id, StringComparer.Ordinal)];
+    }
+
+    /// <summary>The prefix of the targets' markers; a change under it (a job submitted or finished) wakes the job runner.</summary>
+    public const string ActivePrefix = "active/";
+
+    /// <summary>
+    /// The marker of a job's target, <c>active/vm/vm1</c> for <c>vm-migrate</c> on vm1: the kind's name up to its dash is the
+    /// target's family (<c>vm</c>, <c>host</c>, <c>disk</c>); one unfinished job per target. Null for a kind without one.
+    /// </summary>
+    private static string? MarkerKey(string kind, string target) =>
+        kind.IndexOf('-', StringComparison.Ordinal) is > 0 and var dash && target.Length > 0 ? $"{ActivePrefix}{kind[..dash]}/{target}" : null;
+
     public async Task<JobRecord?> JobAsync(string id, CancellationToken ct) =>
         await Store.GetAsync($"jobs/{id}", ct).ConfigureAwait(false) is { } entry ? await ReadJobAsync(entry, ct).ConfigureAwait(false) : null;
 
     public Task<JobRecord?> UpdateJobAsync(string id, Func<JobRecord, JobRecord?> change, CancellationToken ct) =>
         UpdateAsync($"jobs/{id}", change, Json.JobRecord, ct);
+
+    /// <summary>
+    /// Finishes a job: its record changed by <paramref name="change"/> (which must finish it) and its target's marker removed in
+    /// one transaction, so the marker index holds exactly the unfinished jobs. A marker naming a newer job is left alone.
+    /// </summary>
+    public async Task<JobRecord?> FinishJobAsync(string id, Func<JobRecord, JobRecord> change, CancellationToken ct)
+    {
+        for (var attempt = 0; attempt < MaxRetries; attempt++)
+        {
+            var entry = await Store.GetAsync($"jobs/{id}", ct).ConfigureAwait(false);
+            if (entry is null)
+                return null;
+            var current = await ReadJobAsync(entry, ct).ConfigureAwait(false);
+            var finished = change(current);
+            if (!finished.IsFinished)
+                throw new ArgumentException($"the change of job {id} must finish it", nameof(change));
+            var markerKey = MarkerKey(current.Kind, current.Target);
+            var marker = markerKey is null ? null : await Store.GetAsync(markerKey, ct).ConfigureAwait(false);
+            List<StoreOperation> operations = [StoreOperation.Put(entry.Key, JsonSerializer.SerializeToUtf8Bytes(finished, Json.JobRecord), entry.Revision)];
+            if (marker is not null && marker.ValueText == id)
+                operations.Add(StoreOperation.Delete(marker.Key, marker.Revision));
+            try
+            {
+                await Store.TransactAsync(operations, ct).ConfigureAwait(false);
+                return finished;
+            }
+            catch (StoreConflictException)
+            {
+                // The job was updated (a log line) or its marker moved in between: apply the change again.
+            }
+        }
+        throw new ControlException($"job {id} changes too often to finish", 503);
+    }
+
+    /// <summary>
+    /// Deletes finished jobs beyond the newest <paramref name="keep"/> finished ones and those finished before
+    /// <paramref name="finishedBefore"/>; unfinished jobs are never touched. Returns how many were deleted.
+    /// </summary>
+    public async Task<int> PruneJobsAsync(int keep, DateTimeOffset finishedBefore, CancellationToken ct)
+    {
+        var finished = new List<(StoreEntry Entry, JobRecord Job)>();
+        foreach (var entry in await Store.ListAsync("jobs/", ct).ConfigureAwait(false))
+        {
+            if (await ReadJobAsync(entry, ct).ConfigureAwait(false) is { IsFinished: true } job)
+                finished.Add((entry, job));
+        }
+        // Keys sort in creation order: the newest are at the end.
+        var doomed = finished.Take(Math.Max(0, finished.Count - keep))
+            .Concat(finished.Skip(Math.Max(0, finished.Count - keep)).Where(f => f.Job.FinishedAt < finishedBefore))
+            .ToList();
+        var deleted = 0;
+        // etcd refuses transactions of more than 128 operations by default.
+        foreach (var batch in doomed.Chunk(100))
+        {
+            try
+            {
+                await Store.TransactAsync([.. batch.Select(f => StoreOperation.Delete(f.Entry.Key, f.Entry.Revision))], ct).ConfigureAwait(false);
+                deleted += batch.Length;
+            }
+            catch (StoreConflictException)
+            {
+                // One of them changed after being read (only a finished job's own rewrite can): the next pass takes them.
+            }
+        }
+        return deleted;
+    }
 
     /// <summary>
     /// The job in <paramref name="entry"/>. One this controller cannot parse (damaged, or written by something else) is replaced,
@@ -117,7 +219,7 @@ public sealed class ControllerState(IStateStore store, TimeProvider? time = null
     /// </summary>
     public async Task<JobRecord> SubmitJobAsync<TParameters>(JobKind<TParameters> kind, string target, TParameters parameters, CancellationToken ct)
     {
-        var markerKey = $"active/{kind.TargetKind}/{target}";
+        var markerKey = MarkerKey(kind.Name, target) ?? throw new ArgumentException($"job kind '{kind.Name}' names no target kind", nameof(kind));
         for (var attempt = 0; attempt < MaxRetries; attempt++)
         {
             var marker = await Store.GetAsync(markerKey, ct).ConfigureAwait(false);

@@ -14,9 +14,6 @@ public sealed class JobKind<TParameters>(string name, JsonTypeInfo<TParameters> 
 {
     public string Name { get; } = name;
 
-    /// <summary>The store key family of the job's target (<c>vm</c>, <c>host</c>, <c>disk</c>): one unfinished job per target.</summary>
-    public string TargetKind => Name[..Name.IndexOf('-', StringComparison.Ordinal)];
-
     public JsonElement Write(TParameters parameters) => JsonSerializer.SerializeToElement(parameters, type);
 
     /// <summary>The record's parameters; a record this controller cannot read is a <see cref="JobRecordException"/> saying why.</summary>

@@ -6,22 +6,28 @@ namespace XenAoe.Control.Store;
 /// <summary>
 /// <see cref="IStateStore"/> in one SQLite file (WAL mode): the default for a single controller, nothing to set up.
 /// A global revision counter in table <c>meta</c>; every write is one <c>BEGIN IMMEDIATE</c> transaction that checks its
-/// compares, applies its changes, logs them in <c>changes</c> (what <see cref="WatchAsync"/> polls) and bumps the counter.
+/// compares, applies its changes, logs them in <c>changes</c> (what <see cref="WatchAsync"/> reads) and bumps the counter.
+/// Watchers in this process are woken by each commit; a slow poll catches writes by other processes sharing the file. The
+/// change log keeps the last <see cref="ChangeLogRevisions"/> revisions (older ones are compacted away, as etcd compacts).
 /// Each call opens a pooled connection, so threads (and processes sharing the file) serialise on SQLite's write lock.
 /// </summary>
 public sealed class SqliteStateStore : IStateStore
 {
     private readonly string _connectionString;
     private readonly TimeProvider _time;
+    private TaskCompletionSource _committed = NewCommitSignal();
     private int _disposed;
 
     /// <summary>Opens (creating when absent) the database at <paramref name="path"/>; its directory must exist.</summary>
-    /// <param name="watchPollInterval">How often a watch polls the change log; default 100 ms.</param>
-    public SqliteStateStore(string path, TimeSpan? watchPollInterval = null, TimeProvider? time = null)
+    /// <param name="watchPollInterval">How often a watch looks for writes by other processes; default 1 s (this process's wake it at once).</param>
+    /// <param name="changeLogRevisions">How many revisions of changes a watch can start from; default 10,000.</param>
+    public SqliteStateStore(string path, TimeSpan? watchPollInterval = null, TimeProvider? time = null, int changeLogRevisions = 10_000)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentOutOfRangeException.ThrowIfLessThan(changeLogRevisions, 1);
         Path = System.IO.Path.GetFullPath(path);
-        WatchPollInterval = watchPollInterval ?? TimeSpan.FromMilliseconds(100);
+        WatchPollInterval = watchPollInterval ?? TimeSpan.FromSeconds(1);
+        ChangeLogRevisions = changeLogRevisions;
         _time = time ?? TimeProvider.System;
         _connectionString = new SqliteConnectionStringBuilder
         {
@@ -37,6 +43,7 @@ public sealed class SqliteStateStore : IStateStore
             CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value BLOB NOT NULL, revision INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
             INSERT OR IGNORE INTO meta(name, value) VALUES ('revision', 0);
+            INSERT OR IGNORE INTO meta(name, value) VALUES ('compacted', 0);
             CREATE TABLE IF NOT EXISTS changes(id INTEGER PRIMARY KEY AUTOINCREMENT, revision INTEGER NOT NULL, key TEXT NOT NULL, deleted INTEGER NOT NULL, value BLOB);
             CREATE INDEX IF NOT EXISTS changes_revision ON changes(revision);
             """);
@@ -46,6 +53,8 @@ public sealed class SqliteStateStore : IStateStore
     public string Path { get; }
 
     public TimeSpan WatchPollInterval { get; }
+
+    public int ChangeLogRevisions { get; }
 
     public Task<StoreEntry?> GetAsync(string key, CancellationToken ct = default)
     {
@@ -100,10 +109,15 @@ public sealed class SqliteStateStore : IStateStore
         while (true)
         {
             ct.ThrowIfCancellationRequested();
+            // Taken before the read, so a commit between the read and the wait still wakes it.
+            var committed = Volatile.Read(ref _committed).Task;
             var batch = new List<StoreEvent>();
             using (var connection = Open())
             using (var command = connection.CreateCommand())
             {
+                var compacted = Meta(connection, "compacted");
+                if (after < compacted)
+                    throw new StoreUnavailableException($"the change log is compacted up to revision {compacted}; a watch from {after + 1} cannot continue. Re-list and watch from the listed revision.");
                 // Changes of one revision commit together, so "revision > after" never splits a transaction.
                 command.CommandText = "SELECT revision, key, deleted, value FROM changes WHERE revision > $after AND substr(key, 1, length($p)) = $p ORDER BY id";
                 command.Parameters.AddWithValue("$after", after);
@@ -120,8 +134,16 @@ public sealed class SqliteStateStore : IStateStore
             }
             foreach (var e in batch)
                 yield return e;
-            if (batch.Count == 0)
-                await Task.Delay(WatchPollInterval, _time, ct).ConfigureAwait(false);
+            if (batch.Count > 0)
+                continue;
+            try
+            {
+                await committed.WaitAsync(WatchPollInterval, _time, ct).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // No commit here: look for another process's.
+            }
         }
     }
 
@@ -222,8 +244,17 @@ public sealed class SqliteStateStore : IStateStore
             bump.CommandText = "UPDATE meta SET value = $r WHERE name = 'revision'";
             bump.Parameters.AddWithValue("$r", revision);
             bump.ExecuteNonQuery();
+            // Compaction in steps of a tenth of the log, so the log holds between 1x and 1.1x its length.
+            var step = Math.Max(1, ChangeLogRevisions / 10);
+            if (revision % step == 0 && revision > ChangeLogRevisions)
+            {
+                bump.CommandText = "DELETE FROM changes WHERE revision <= $c; UPDATE meta SET value = $c WHERE name = 'compacted';";
+                bump.Parameters.AddWithValue("$c", revision - ChangeLogRevisions);
+                bump.ExecuteNonQuery();
+            }
         }
         transaction.Commit();
+        Interlocked.Exchange(ref _committed, NewCommitSignal()).TrySetResult();
         return (revision, changed);
     }
 
@@ -237,13 +268,18 @@ public sealed class SqliteStateStore : IStateStore
         return reader.Read() ? new StoreEntry(key, (byte[])reader[0], reader.GetInt64(1)) : null;
     }
 
-    private static long CurrentRevision(SqliteConnection connection, SqliteTransaction? transaction)
+    private static long CurrentRevision(SqliteConnection connection, SqliteTransaction? transaction) => Meta(connection, "revision", transaction);
+
+    private static long Meta(SqliteConnection connection, string name, SqliteTransaction? transaction = null)
     {
         using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = "SELECT value FROM meta WHERE name = 'revision'";
+        command.CommandText = "SELECT value FROM meta WHERE name = $n";
+        command.Parameters.AddWithValue("$n", name);
         return (long)command.ExecuteScalar()!;
     }
+
+    private static TaskCompletionSource NewCommitSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private SqliteConnection Open()
     {

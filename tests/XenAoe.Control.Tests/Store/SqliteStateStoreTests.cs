@@ -76,4 +76,37 @@ public sealed class SqliteStateStoreTests : StateStoreContractTests, IDisposable
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => second.CampaignAsync("ctl-b", cancel.Token));
         Assert.False(second.IsLeader);
     }
+
+    [Fact]
+    public async Task A_watch_in_this_process_is_woken_by_the_commit_not_by_its_poll()
+    {
+        await using var store = new SqliteStateStore(Path.Combine(_directory, "woken.db"), watchPollInterval: TimeSpan.FromHours(1));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await using var events = store.WatchAsync("jobs/", 0, timeout.Token).GetAsyncEnumerator(timeout.Token);
+        var next = events.MoveNextAsync().AsTask();
+        await Task.Delay(100);
+        await store.PutAsync("jobs/000001", "x");
+        Assert.True(await next, "the watch ended");
+        Assert.Equal("jobs/000001", events.Current.Key);
+    }
+
+    [Fact]
+    public async Task The_change_log_keeps_its_last_revisions_and_a_watch_from_before_them_is_refused()
+    {
+        await using var store = new SqliteStateStore(Path.Combine(_directory, "compacted.db"), TimeSpan.FromMilliseconds(20), changeLogRevisions: 10);
+        for (var i = 1; i <= 40; i++)
+            await store.PutAsync($"vms/vm{i}", "x");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var refused = await Assert.ThrowsAsync<StoreUnavailableException>(async () =>
+        {
+            await foreach (var _ in store.WatchAsync("vms/", 1, timeout.Token))
+                break;
+        });
+        Assert.Contains("compacted up to revision", refused.Message);
+        await foreach (var e in store.WatchAsync("vms/", 35, timeout.Token))
+        {
+            Assert.Equal("vms/vm35", e.Key);
+            break;
+        }
+    }
 }
