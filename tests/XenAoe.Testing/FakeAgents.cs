@@ -126,6 +126,9 @@ public sealed class FakeHost(FakeAgents cluster, string name, string apiUrl, str
     /// <summary>A dead host answers nothing (its calls fail as a refused connection would).</summary>
     public bool Dead { get; set; }
 
+    /// <summary>A frozen host (SIGSTOP) accepts calls and never answers them: each waits until its caller gives up.</summary>
+    public bool Frozen { get; set; }
+
     public VmRole? Role(string vm)
     {
         lock (cluster)
@@ -243,15 +246,18 @@ public sealed class FakeHost(FakeAgents cluster, string name, string apiUrl, str
             throw HostException.NotFound(name);
     }
 
-    private Task<T> Call<T>(string operation, string? target, Func<T> act, CancellationToken ct) =>
-        cluster.CallAsync(Name, operation, target, () => Dead ? throw new HttpRequestException($"{Name} does not answer") : act(), ct);
+    private async Task<T> Call<T>(string operation, string? target, Func<T> act, CancellationToken ct)
+    {
+        if (Frozen)
+            await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
+        return await cluster.CallAsync(Name, operation, target, () => Dead ? throw new HttpRequestException($"{Name} does not answer") : act(), ct).ConfigureAwait(false);
+    }
 
     private Task Call(string operation, string? target, Action act, CancellationToken ct) =>
-        cluster.CallAsync(Name, operation, target, () =>
+        Call(operation, target, () =>
         {
-            if (Dead)
-                throw new HttpRequestException($"{Name} does not answer");
             act();
+            return true;
         }, ct);
 
     private static VmStatus Status(VmDefinition vm, VmRole role) => new(vm.Name, vm.Uuid, role, role == VmRole.Incoming ? "paused" : "running", "", 1234, "tcg",

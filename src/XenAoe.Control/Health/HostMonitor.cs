@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using XenAoe.Agents.Disk;
 using XenAoe.Aoe;
@@ -15,9 +16,15 @@ namespace XenAoe.Control.Health;
 /// host that answers again has its stale copies of those VMs killed before it is marked up: they are fenced and cannot
 /// write, but they must not linger.
 /// </summary>
+/// <remarks>
+/// Each server's request runs on its own: one that hangs until <see cref="ControllerOptions.HeartbeatTimeout"/> (a frozen
+/// host, a disk server cut off) delays neither the others' heartbeats nor the tick that declares a silent host dead, so a
+/// host is declared dead within one interval of its dead time, whatever the others do.
+/// </remarks>
 public sealed partial class HostMonitor(ControllerState state, ControllerOptions options, IAgents agents, ILogger<HostMonitor> log)
 {
-    private readonly Dictionary<string, DateTimeOffset> _lastAnswer = [];
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _lastAnswer = [];
+    private readonly Dictionary<string, Task> _asking = [];
 
     public async Task RunAsync(CancellationToken ct)
     {
@@ -27,7 +34,7 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
             do
             {
                 await CheckHostsAsync(ct).ConfigureAwait(false);
-                await CheckDiskServersAsync(ct).ConfigureAwait(false);
+                StartAsking("disk server", await state.DiskServersAsync(ct).ConfigureAwait(false), d => d.Name, CheckDiskServerAsync, ct);
             }
             while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false));
         }
@@ -35,26 +42,58 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
         {
             // Leadership lost or stopping.
         }
+        await Task.WhenAll(_asking.Values).ConfigureAwait(false);
     }
 
     private async Task CheckHostsAsync(CancellationToken ct)
     {
         var now = state.Time.GetUtcNow();
         var hosts = await state.HostsAsync(ct).ConfigureAwait(false);
-        await Task.WhenAll(hosts.Select(async host =>
+        StartAsking("host", hosts, h => h.Name, AskHostAsync, ct);
+        foreach (var host in hosts.Where(h => h.State != HostState.Dead))
         {
-            var info = await AskAsync(host, ct).ConfigureAwait(false);
-            if (info is not null)
-            {
-                _lastAnswer[host.Name] = now;
-                await OnAnswerAsync(host, info, ct).ConfigureAwait(false);
-                return;
-            }
             // A leader that just took over has not heard anyone yet: it counts from its own start, not from the record.
-            var since = _lastAnswer.TryGetValue(host.Name, out var heard) ? heard : (_lastAnswer[host.Name] = now);
-            if (host.State != HostState.Dead && now - since >= options.DeadAfter)
+            var since = _lastAnswer.GetOrAdd(host.Name, now);
+            if (now - since >= options.DeadAfter)
                 await DeclareDeadAsync(host, now - since, ct).ConfigureAwait(false);
-        })).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Starts a request to each server that has none in flight; a server still answering the last one is left to it.</summary>
+    private void StartAsking<T>(string kind, IReadOnlyList<T> servers, Func<T, string> name, Func<T, CancellationToken, Task> ask, CancellationToken ct)
+    {
+        foreach (var server in servers)
+        {
+            var key = $"{kind} {name(server)}";
+            if (_asking.TryGetValue(key, out var inFlight) && !inFlight.IsCompleted)
+                continue;
+            _asking[key] = Task.Run(async () =>
+            {
+                try
+                {
+                    await ask(server, ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    // Leadership lost or stopping.
+                }
+                catch (Exception e)
+                {
+                    // One server's check failing (the store busy, a returning host refusing a kill) must not stop the heartbeats.
+                    Log.CheckFailed(log, kind, name(server), e.Message);
+                }
+            }, CancellationToken.None);
+        }
+    }
+
+    private async Task AskHostAsync(HostRecord host, CancellationToken ct)
+    {
+        if (await AskAsync(host, ct).ConfigureAwait(false) is not { } info)
+            return;
+        _lastAnswer[host.Name] = state.Time.GetUtcNow();
+        // The record as it is now: the tick may have declared the host dead while the request was out.
+        if (await state.HostAsync(host.Name, ct).ConfigureAwait(false) is { } current)
+            await OnAnswerAsync(current, info, ct).ConfigureAwait(false);
     }
 
     private async Task<HostInfo?> AskAsync(HostRecord host, CancellationToken ct)
@@ -90,7 +129,17 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
     private async Task DeclareDeadAsync(HostRecord host, TimeSpan silent, CancellationToken ct)
     {
         var reason = $"no heartbeat for {silent.TotalSeconds:0.0} s";
-        await state.UpdateHostAsync(host.Name, h => h with { State = HostState.Dead, StateReason = reason }, ct).ConfigureAwait(false);
+        var declared = false;
+        await state.UpdateHostAsync(host.Name, h =>
+        {
+            // An answer that arrived meanwhile (its record update won the race) keeps the host up.
+            if (h.State == HostState.Dead || state.Time.GetUtcNow() - _lastAnswer.GetValueOrDefault(host.Name) < options.DeadAfter)
+                return null;
+            declared = true;
+            return h with { State = HostState.Dead, StateReason = reason };
+        }, ct).ConfigureAwait(false);
+        if (!declared)
+            return;
         Log.HostDead(log, host.Name, reason);
         foreach (var vm in (await state.VmsAsync(ct).ConfigureAwait(false)).Where(v => v.Host == host.Name && v.Desired == VmDesiredState.Running))
         {
@@ -121,32 +170,29 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
         }
     }
 
-    private async Task CheckDiskServersAsync(CancellationToken ct)
+    private async Task CheckDiskServerAsync(DiskServerRecord disk, CancellationToken ct)
     {
-        foreach (var disk in await state.DiskServersAsync(ct).ConfigureAwait(false))
+        var client = agents.Disk(disk.ApiUrl);
+        PoolSpace? space;
+        try
         {
-            var client = agents.Disk(disk.ApiUrl);
-            PoolSpace? space;
-            try
-            {
-                using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                bounded.CancelAfter(options.HeartbeatTimeout);
-                space = await client.SpaceAsync(bounded.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is HttpRequestException or TimeoutException || (e is OperationCanceledException && !ct.IsCancellationRequested))
-            {
-                space = null;
-            }
-            var reachable = space is not null;
-            if (reachable && disk.PendingFences.Count > 0)
-                await PayFencesAsync(disk, client, ct).ConfigureAwait(false);
-            if (reachable != disk.Reachable)
-                Log.DiskServerChanged(log, disk.Name, reachable ? "answers again: its legs resync" : "does not answer: mirrors run degraded");
-            if (reachable != disk.Reachable || (space is not null && space.FreeBytes != disk.FreeBytes))
-            {
-                // A compare-and-swap, not a put: a drain marking the server meanwhile must not be overwritten.
-                await state.UpdateDiskServerAsync(disk.Name, d => d with { Reachable = reachable, FreeBytes = space?.FreeBytes ?? d.FreeBytes }, ct).ConfigureAwait(false);
-            }
+            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            bounded.CancelAfter(options.HeartbeatTimeout);
+            space = await client.SpaceAsync(bounded.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or TimeoutException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+        {
+            space = null;
+        }
+        var reachable = space is not null;
+        if (reachable && disk.PendingFences.Count > 0)
+            await PayFencesAsync(disk, client, ct).ConfigureAwait(false);
+        if (reachable != disk.Reachable)
+            Log.DiskServerChanged(log, disk.Name, reachable ? "answers again: its legs resync" : "does not answer: mirrors run degraded");
+        if (reachable != disk.Reachable || (space is not null && space.FreeBytes != disk.FreeBytes))
+        {
+            // A compare-and-swap, not a put: a drain marking the server meanwhile must not be overwritten.
+            await state.UpdateDiskServerAsync(disk.Name, d => d with { Reachable = reachable, FreeBytes = space?.FreeBytes ?? d.FreeBytes }, ct).ConfigureAwait(false);
         }
     }
 
@@ -195,5 +241,8 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
 
         [LoggerMessage(5, LogLevel.Warning, "disk server {Disk} {What}")]
         public static partial void DiskServerChanged(ILogger logger, string disk, string what);
+
+        [LoggerMessage(7, LogLevel.Warning, "heartbeat of {Kind} {Name}: {Reason}")]
+        public static partial void CheckFailed(ILogger logger, string kind, string name, string reason);
     }
 }

@@ -70,9 +70,13 @@ public sealed class SqliteStateStore : IStateStore
         ct.ThrowIfCancellationRequested();
         using var connection = Open();
         using var command = connection.CreateCommand();
-        // substr/length count characters on both sides, so the prefix test is exact; BINARY collation orders by UTF-8 bytes as etcd does.
-        command.CommandText = "SELECT key, value, revision FROM kv WHERE substr(key, 1, length($p)) = $p ORDER BY key";
+        // substr/length count characters on both sides, so the prefix test is exact; BINARY collation orders by UTF-8 bytes as etcd
+        // does. The range on the key lets SQLite read only the prefix's stretch of the primary key, not the whole table.
+        var end = RangeEnd(prefix);
+        command.CommandText = $"SELECT key, value, revision FROM kv WHERE key >= $p {(end is null ? "" : "AND key < $end ")}AND substr(key, 1, length($p)) = $p ORDER BY key";
         command.Parameters.AddWithValue("$p", prefix);
+        if (end is not null)
+            command.Parameters.AddWithValue("$end", end);
         var list = new List<StoreEntry>();
         using var reader = command.ExecuteReader();
         while (reader.Read())
@@ -278,6 +282,15 @@ public sealed class SqliteStateStore : IStateStore
         command.Parameters.AddWithValue("$n", name);
         return (long)command.ExecuteScalar()!;
     }
+
+    /// <summary>
+    /// The smallest string above every key that starts with <paramref name="prefix"/>: the prefix with its last character raised
+    /// by one (UTF-8 order is code point order); null when that is no character (the empty prefix, a surrogate, U+D7FF, U+FFFF).
+    /// </summary>
+    private static string? RangeEnd(string prefix) =>
+        prefix.Length > 0 && prefix[^1] is var last && last != char.MaxValue && !char.IsSurrogate(last) && !char.IsSurrogate((char)(last + 1))
+            ? prefix[..^1] + (char)(last + 1)
+            : null;
 
     private static TaskCompletionSource NewCommitSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
