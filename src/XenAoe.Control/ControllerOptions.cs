@@ -18,13 +18,13 @@ public sealed class ControllerOptions
     public string TokenFile { get; init; } = "/var/lib/xenaoe/controller/token";
 
     /// <summary>How often the leader asks every CPU and disk server for its status.</summary>
-    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>How long one status request may take before it counts as unanswered.</summary>
     public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>A CPU server silent this long is declared dead, fenced and its VMs restarted elsewhere.</summary>
-    public TimeSpan DeadAfter { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan DeadAfter { get; init; } = TimeSpan.FromSeconds(2);
 
     /// <summary>How many finished jobs the history keeps (the newest); older ones are pruned.</summary>
     public int KeepJobs { get; init; } = 1000;

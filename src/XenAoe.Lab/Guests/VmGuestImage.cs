@@ -13,7 +13,7 @@ namespace XenAoe.Lab.Guests;
 /// <param name="Directory">The image's cache folder, <c>CACHE/vm-guest/HASH</c>.</param>
 /// <param name="ContentHash">Hash of everything the image is built from (kernel version, busybox, scripts, size).</param>
 /// <param name="Kernel">The guest kernel whose modules are in the initrd.</param>
-/// <param name="KernelPath">The kernel image (<c>vmlinuz</c>), for <c>-kernel</c>.</param>
+/// <param name="KernelPath">The uncompressed kernel (<c>vmlinux</c>, an ELF QEMU boots through its PVH entry), for <c>-kernel</c>.</param>
 /// <param name="InitrdPath">The gzipped cpio initrd, for <c>-initrd</c>.</param>
 /// <param name="RootImagePath">The raw ext4 image (label <c>xenaoe-root</c>) that is the guest's <c>/dev/vda</c>.</param>
 /// <param name="RootImageSize">Size of <see cref="RootImagePath"/> in bytes; a VM disk must be at least this large.</param>
@@ -87,7 +87,7 @@ public static class VmGuestImage
     /// <summary>The boot count on the guest's disk, in the same format as <see cref="CounterPath"/>.</summary>
     public const string BootCounterPath = "/var/lib/xenaoe/boot";
 
-    private const string FormatVersion = "xenaoe-vm-guest 1";
+    private const string FormatVersion = "xenaoe-vm-guest 2";
     private const string CompleteMarker = ".xenaoe-complete";
     private const string Busybox = "/bin/busybox";
     private static readonly TimeSpan LockTimeout = TimeSpan.FromMinutes(10);
@@ -141,7 +141,7 @@ public static class VmGuestImage
 
     private static VmGuestImageInfo Describe(GuestKernelInfo kernel, string hash, string directory, TimeSpan? buildTime) =>
         new(directory, hash, kernel,
-            Path.Combine(directory, "vmlinuz"),
+            Path.Combine(directory, "vmlinux"),
             Path.Combine(directory, "initrd.img"),
             Path.Combine(directory, "root.img"),
             DefaultRootImageSize,
@@ -190,7 +190,8 @@ public static class VmGuestImage
             await BuildInitrdAsync(Path.Combine(staging, "initrd"), modules, image.InitrdPath, ct).ConfigureAwait(false);
             progress?.Report($"vm guest {hash}: root file system ({DefaultRootImageSize >> 20} MiB ext4)");
             await BuildRootImageAsync(Path.Combine(staging, "root"), image.RootImagePath, ct).ConfigureAwait(false);
-            File.Copy(kernel.VmlinuzPath, image.KernelPath);
+            progress?.Report($"vm guest {hash}: kernel unpacked for PVH boot");
+            await PvhKernel.ExtractAsync(kernel.VmlinuzPath, image.KernelPath, ct).ConfigureAwait(false);
             File.WriteAllText(Path.Combine(output, CompleteMarker), $"{FormatVersion}\n{kernel.Release} {kernel.PackageVersion}\n");
 
             var final = Path.Combine(ImageCacheDirectory, hash);
