@@ -24,7 +24,7 @@ for run in $(seq "$runs"); do
   killed=$(now)
   kill -9 $(ip netns pids "$prefix-cpu1")
   # cpu1's QEMU is gone, so an answer now comes from the restarted guest.
-  until ip netns exec "$prefix-sw" curl -sf -m 1 http://10.77.1.41/counter >/dev/null; do sleep 0.05; done
+  until ip netns exec "$prefix-sw" curl -sf --connect-timeout 0.3 -m 1 http://10.77.1.41/counter >/dev/null; do sleep 0.05; done
   answered=$(now)
   xenaoe job list --json | python3 -c '
 import json, sys
