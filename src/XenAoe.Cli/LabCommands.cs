@@ -18,7 +18,23 @@ internal static class LabCommands
         lab.Subcommands.Add(Up());
         lab.Subcommands.Add(Status());
         lab.Subcommands.Add(Down());
+        lab.Subcommands.Add(Switch());
         return lab;
+    }
+
+    private static Command Switch()
+    {
+        var name = new Argument<string>("switch") { Description = "The storage switch: san0 or san1" };
+        var state = new Argument<string>("state") { Description = "down (unplug all its ports) or up (plug them back)" };
+        state.AcceptOnlyFromAmong("down", "up");
+        var command = new Command("switch", "Cut a storage switch (every port unplugged) or restore it: the VMs' disks carry on over the other one") { name, state, State };
+        command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
+        {
+            var up = parse.GetValue(state) == "up";
+            var ports = await LabNetwork.SetStorageSwitchAsync(parse.GetValue(State)!, parse.GetValue(name)!, up, ct);
+            Console.WriteLine($"{parse.GetValue(name)} {(up ? "restored" : "cut")}: {string.Join(", ", ports)} {(up ? "up" : "down")}");
+        }));
+        return command;
     }
 
     private static Command Up()

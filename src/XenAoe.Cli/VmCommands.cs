@@ -95,6 +95,8 @@ internal static class VmCommands
                 rows.Add(["serial console", $"xenaoe console {live.Name}  (log {live.Consoles?.SerialLogPath})"]);
                 rows.Add(["vnc", live.Consoles?.Vnc ?? "-"]);
                 rows.AddRange(live.Disks.Select(d => (IReadOnlyList<string>)[$"mirror {d.Id}", $"{d.Health.ToString().ToLowerInvariant()}, {d.DirtyRegions} dirty regions{(d.Detail is null ? "" : $" ({d.Detail})")}"]));
+                rows.AddRange(live.Disks.Where(d => d.Paths is { Count: > 0 }).Select(d => (IReadOnlyList<string>)[$"paths {d.Id}",
+                    string.Join(", ", d.Paths!.Select(p => $"{p.Leg} via {p.Interface} {p.State.ToString().ToLowerInvariant()}"))]));
                 if (live.Migration is { } m)
                     rows.Add(["last migration", $"{m.Phase.ToString().ToLowerInvariant()}: total {m.TotalMs:0} ms, downtime {m.DowntimeMs:0} ms, hand-over {m.HandoverMs:0} ms"]);
             }

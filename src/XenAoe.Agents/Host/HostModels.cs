@@ -97,8 +97,25 @@ public enum MigrationPhase
 }
 
 /// <param name="ResyncDoneBytes">Bytes copied by the resync in progress (or the last one); with <paramref name="ResyncTotalBytes"/>, its progress.</param>
+/// <param name="Paths">Every network path to every leg (one per storage NIC), as the initiator sees it.</param>
 public sealed record VmDiskStatus(string Id, IReadOnlyList<string> Legs, string Export, DiskHealth Health, long SizeBytes, long DirtyRegions, string? Detail,
-    long ResyncDoneBytes = 0, long ResyncTotalBytes = 0);
+    long ResyncDoneBytes = 0, long ResyncTotalBytes = 0, IReadOnlyList<VmDiskPath>? Paths = null);
+
+/// <summary>One path from this host to a leg: the local storage NIC, its state, and frames re-sent on it.</summary>
+public sealed record VmDiskPath(string Leg, string Interface, PathState State, long Retransmissions);
+
+/// <summary>An AoE path's state (<see cref="Initiator.AoePathState"/>).</summary>
+public enum PathState
+{
+    /// <summary>Answering; carries I/O.</summary>
+    [JsonStringEnumMemberName("up")] Up,
+
+    /// <summary>A frame timed out since its last answer: used only when no up path has room, and probed.</summary>
+    [JsonStringEnumMemberName("suspect")] Suspect,
+
+    /// <summary>No answer for the path timeout: carries nothing, probed until it answers.</summary>
+    [JsonStringEnumMemberName("down")] Down,
+}
 
 /// <summary>Replaces leg <paramref name="Index"/> of a running VM's disk by the volume at <paramref name="Address"/> (full copy in the background).</summary>
 public sealed record ReplaceLegRequest(int Index, string Address);

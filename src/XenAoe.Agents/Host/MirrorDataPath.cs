@@ -66,6 +66,9 @@ public sealed class MirrorDataPath : IAsyncDisposable
     /// <summary>The legs' addresses, index for index; a replaced leg shows its new volume.</summary>
     public IReadOnlyList<AoeAddress> Legs => _addresses;
 
+    /// <summary>Each leg's paths as the initiator sees them, index for index; a leg that is not open has none.</summary>
+    public IReadOnlyList<IReadOnlyList<AoePathInfo>> LegPaths => [.. _devices.Select(d => d?.Paths ?? [])];
+
     /// <summary>Formats both legs as a new mirror (destroys their contents) and returns it running.</summary>
     public static Task<MirrorDataPath> CreateAsync(MirrorDataPathOptions options, bool assumeClean, CancellationToken ct = default) =>
         StartAsync(options, async (legs, names) =>

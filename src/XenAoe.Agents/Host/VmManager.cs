@@ -304,8 +304,15 @@ public sealed partial class VmManager : IAsyncDisposable
             {
                 var status = path.Mirror.Status;
                 var detail = string.Join("; ", status.Legs.Where(l => l.State != LegState.InSync).Select(l => $"{l.Name} {l.State.ToString().ToLowerInvariant()}{(l.Reason is null ? "" : $": {l.Reason}")}"));
+                var paths = path.LegPaths.SelectMany((legPaths, i) => legPaths.Select(p =>
+                    new VmDiskPath(path.Legs[i].ToString(), p.Interface, p.State switch
+                    {
+                        Initiator.AoePathState.Up => PathState.Up,
+                        Initiator.AoePathState.Suspect => PathState.Suspect,
+                        _ => PathState.Down,
+                    }, p.Retransmissions))).ToArray();
                 return new VmDiskStatus(d.Definition.Id, d.Definition.Legs, d.Export, Health(status.Health), status.Size, status.DirtyRegions,
-                    detail.Length == 0 ? null : detail, status.ResyncDoneBytes, status.ResyncTotalBytes);
+                    detail.Length == 0 ? null : detail, status.ResyncDoneBytes, status.ResyncTotalBytes, paths);
             }
             return new VmDiskStatus(d.Definition.Id, d.Definition.Legs, d.Export, DiskHealth.Standby, d.Pending?.Size ?? 0, 0, "waiting for the migration source to hand over");
         }).ToArray();

@@ -67,6 +67,23 @@ public static partial class LabNetwork
         return await TearDownAsync(file, file.State?.Prefix ?? prefix, progress, ct).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Unplugs every port of one storage switch (<c>san0</c> or <c>san1</c>), or plugs them all back: what a switch losing
+    /// power does to its servers, which keep their NICs but hear nothing on them. Returns the ports changed.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> SetStorageSwitchAsync(string stateDirectory, string storageSwitch, bool up, CancellationToken ct = default)
+    {
+        Root.Require("xenaoe lab switch");
+        var state = LabStateFile.Read(stateDirectory) ?? throw new LabException($"No lab is recorded in {stateDirectory}: start one with `xenaoe lab up`.");
+        if (!LabPlan.StorageSwitches.Contains(storageSwitch))
+            throw new LabException($"'{storageSwitch}' is not a storage switch of the lab ({string.Join(", ", LabPlan.StorageSwitches)}).");
+        var plan = state.ToPlan(stateDirectory);
+        var ports = plan.Servers.Select(s => $"{s.Name}-{storageSwitch}").ToList();
+        foreach (var port in ports)
+            await IpAsync(ct, "-n", plan.SwitchNamespace, "link", "set", "dev", port, up ? "up" : "down").ConfigureAwait(false);
+        return ports;
+    }
+
     /// <summary>What exists: the recorded namespaces and any others named like the lab's, their links, TAPs and daemons.</summary>
     public static async Task<LabStatus> StatusAsync(string stateDirectory, string prefix = LabPlan.DefaultPrefix, CancellationToken ct = default)
     {

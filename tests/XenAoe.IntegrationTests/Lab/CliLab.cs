@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
+using XenAoe.IntegrationTests.DataPath;
 using XenAoe.IntegrationTests.DiskServer;
 using Xunit.Abstractions;
 
@@ -89,6 +90,29 @@ internal sealed class CliLab : IAsyncDisposable
         long value = -1;
         await Eventually.TrueAsync(async () => (value = await CounterAsync() ?? -1) >= atLeast, TimeSpan.FromSeconds(60), $"vm1's counter to reach {atLeast}");
         return value;
+    }
+
+    /// <summary>vm1's <c>/cgi-bin/status</c>: counter, boot, uptime, hostname and the disk write errors its guest counted.</summary>
+    public async Task<JsonDocument> GuestStatusAsync() =>
+        JsonDocument.Parse(await _http.GetStringAsync(VmUrl.Replace("/counter", "/cgi-bin/status", StringComparison.Ordinal)));
+
+    /// <summary>
+    /// Stops vm1, then checks its disk as a careful admin would: both legs hold the same bytes, the file system checks clean
+    /// and the counter on disk is at least <paramref name="served"/>, the last value the guest served.
+    /// </summary>
+    public async Task StopAndCheckDiskAsync(ITestOutputHelper output, long served)
+    {
+        (await CliAsync("vm", "stop", "vm1")).EnsureSuccess();
+        var leg1 = Path.Combine(PoolOf("disk1"), "vm1-root.img");
+        var leg2 = Path.Combine(PoolOf("disk2"), "vm1-root.img");
+        Assert.True(MirrorLab.DataOf(leg1, 64 << 20).AsSpan().SequenceEqual(MirrorLab.DataOf(leg2, 64 << 20)), "both legs hold the same file system");
+        var image = Path.Combine(State, "root-copy.img");
+        await File.WriteAllBytesAsync(image, MirrorLab.DataOf(leg1, 64 << 20));
+        var fsck = await Command.RunAsync("e2fsck", "-fn", image);
+        output.WriteLine(fsck.StdOut);
+        Assert.True(fsck.ExitCode == 0, $"e2fsck found problems:\n{fsck.StdOut}{fsck.StdErr}");
+        var counter = await Command.RunAsync("debugfs", "-R", "cat /var/lib/xenaoe/counter", image);
+        Assert.True(long.Parse(counter.StdOut.Trim(), CultureInfo.InvariantCulture) >= served, $"the counter on disk ({counter.StdOut.Trim()}) is at least the last one served ({served})");
     }
 
     public string PoolOf(string disk) => Path.Combine(State, "pools", disk);

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using XenAoe.IntegrationTests.DataPath;
 using Xunit.Abstractions;
 
 namespace XenAoe.IntegrationTests.Lab;
@@ -56,18 +55,7 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Contains("\"host\":\"cpu2\"", (await _lab.CliAsync("vm", "list", "--json")).EnsureSuccess().StdOut, StringComparison.Ordinal);
         var later = await _lab.CounterAfterAsync(after + 5);
 
-        // Stopped cleanly, both legs hold the same bytes and the guest's file system checks clean.
-        (await _lab.CliAsync("vm", "stop", "vm1")).EnsureSuccess();
-        var leg1 = Path.Combine(_lab.PoolOf("disk1"), "vm1-root.img");
-        var leg2 = Path.Combine(_lab.PoolOf("disk2"), "vm1-root.img");
-        Assert.True(MirrorLab.DataOf(leg1, 64 << 20).AsSpan().SequenceEqual(MirrorLab.DataOf(leg2, 64 << 20)), "both legs hold the same file system");
-        var image = Path.Combine(_lab.State, "root-copy.img");
-        await File.WriteAllBytesAsync(image, MirrorLab.DataOf(leg1, 64 << 20));
-        var fsck = await Command.RunAsync("e2fsck", "-fn", image);
-        output.WriteLine(fsck.StdOut);
-        Assert.True(fsck.ExitCode == 0, $"e2fsck found problems:\n{fsck.StdOut}{fsck.StdErr}");
-        var counter = await Command.RunAsync("debugfs", "-R", "cat /var/lib/xenaoe/counter", image);
-        Assert.True(long.Parse(counter.StdOut.Trim(), CultureInfo.InvariantCulture) >= later, $"the counter on disk ({counter.StdOut.Trim()}) is at least the last one served ({later})");
+        await _lab.StopAndCheckDiskAsync(output, later);
     }
 
     [Fact]
