@@ -15,21 +15,8 @@ public static partial class Scheduler
         ArgumentNullException.ThrowIfNull(cluster);
         ArgumentOutOfRangeException.ThrowIfNegative(sizeBytes);
         var servers = cluster.DiskServers;
-        var rejections = new List<ServerRejection>();
-        var candidates = new List<int>(servers.Length);
-        for (var i = 0; i < servers.Length; i++)
-        {
-            var name = servers[i].Name;
-            var state = cluster.DiskStates[i];
-            if (state != ServerState.Up)
-                rejections.Add(new ServerRejection(name, NotUp(state)));
-            else if (excludedServers is not null && excludedServers.Contains(name))
-                rejections.Add(new ServerRejection(name, "excluded by the request"));
-            else if (cluster.DiskFree[i] < sizeBytes)
-                rejections.Add(new ServerRejection(name, TooSmall(cluster.DiskFree[i], sizeBytes)));
-            else
-                candidates.Add(i);
-        }
+        var (candidates, rejections) = DiskCandidates(cluster, sizeBytes,
+            name => excludedServers is not null && excludedServers.Contains(name) ? "excluded by the request" : null);
 
         if (candidates.Count < 2)
         {
@@ -80,21 +67,8 @@ public static partial class Scheduler
         ArgumentNullException.ThrowIfNull(excludedServers);
         ArgumentOutOfRangeException.ThrowIfNegative(sizeBytes);
         var servers = cluster.DiskServers;
-        var rejections = new List<ServerRejection>();
-        var candidates = new List<int>(servers.Length);
-        for (var i = 0; i < servers.Length; i++)
-        {
-            var name = servers[i].Name;
-            var state = cluster.DiskStates[i];
-            if (name == staying || excludedServers.Contains(name))
-                rejections.Add(new ServerRejection(name, "already holds a leg of this mirror"));
-            else if (state != ServerState.Up)
-                rejections.Add(new ServerRejection(name, NotUp(state)));
-            else if (cluster.DiskFree[i] < sizeBytes)
-                rejections.Add(new ServerRejection(name, TooSmall(cluster.DiskFree[i], sizeBytes)));
-            else
-                candidates.Add(i);
-        }
+        var (candidates, rejections) = DiskCandidates(cluster, sizeBytes,
+            name => name == staying || excludedServers.Contains(name) ? "already holds a leg of this mirror" : null);
         if (candidates.Count == 0)
             return new ReplacementLegPlacement(null, false, $"no other disk server has {Bytes(sizeBytes)} free", rejections);
 
@@ -170,4 +144,29 @@ public static partial class Scheduler
 
     private static string Bytes(long bytes)
         => bytes >= 1L << 30 ? $"{bytes / (double)(1L << 30):0.#} GiB" : $"{bytes / (double)(1L << 20):0.#} MiB";
+
+    /// <summary>
+    /// The disk servers (indexes) that are up, not refused by <paramref name="refuse"/> (a reason, or null) and have
+    /// <paramref name="sizeBytes"/> free; every other one with the reason it was passed over.
+    /// </summary>
+    private static (List<int> Candidates, List<ServerRejection> Rejections) DiskCandidates(Cluster cluster, long sizeBytes, Func<string, string?> refuse)
+    {
+        var servers = cluster.DiskServers;
+        var rejections = new List<ServerRejection>();
+        var candidates = new List<int>(servers.Length);
+        for (var i = 0; i < servers.Length; i++)
+        {
+            var name = servers[i].Name;
+            var state = cluster.DiskStates[i];
+            if (refuse(name) is { } reason)
+                rejections.Add(new ServerRejection(name, reason));
+            else if (state != ServerState.Up)
+                rejections.Add(new ServerRejection(name, NotUp(state)));
+            else if (cluster.DiskFree[i] < sizeBytes)
+                rejections.Add(new ServerRejection(name, TooSmall(cluster.DiskFree[i], sizeBytes)));
+            else
+                candidates.Add(i);
+        }
+        return (candidates, rejections);
+    }
 }
