@@ -98,7 +98,7 @@ internal static class VmCommands
                 rows.AddRange(live.Disks.Where(d => d.Paths is { Count: > 0 }).Select(d => (IReadOnlyList<string>)[$"paths {d.Id}",
                     string.Join(", ", d.Paths!.Select(p => $"{p.Leg} via {p.Interface} {p.State.ToString().ToLowerInvariant()}"))]));
                 if (live.Migration is { } m)
-                    rows.Add(["last migration", $"{m.Phase.ToString().ToLowerInvariant()}: total {m.TotalMs:0} ms, downtime {m.DowntimeMs:0} ms, hand-over {m.HandoverMs:0} ms"]);
+                    rows.Add(["migration", $"{m.Phase.ToString().ToLowerInvariant()} to {m.MigrationUri}: total {m.TotalMs:0} ms, downtime {m.DowntimeMs:0} ms{(m.Error is null ? "" : $" ({m.Error})")}"]);
             }
             Table.Write(System.Console.Out, ["FIELD", "VALUE"], rows);
         }));

@@ -34,6 +34,9 @@ public sealed class FakeAgents : IAgents
 
     public ConcurrentQueue<AgentCall> Calls { get; } = new();
 
+    /// <summary>Every moment a VM ran on two live hosts at once (checked after each call): a correct job leaves this empty.</summary>
+    public ConcurrentQueue<string> SplitBrains { get; } = new();
+
     /// <summary>Calls made so far; the next is numbered one more.</summary>
     public int CallCount => Volatile.Read(ref _calls);
 
@@ -66,7 +69,17 @@ public sealed class FakeAgents : IAgents
         Fault?.Invoke(call, FaultTiming.Before);
         T result;
         lock (this)
-            result = act();
+        {
+            try
+            {
+                result = act();
+            }
+            finally
+            {
+                foreach (var twice in _hosts.Values.Where(h => !h.Dead).SelectMany(h => h.Running()).GroupBy(v => v).Where(g => g.Count() > 1))
+                    SplitBrains.Enqueue($"after call {call.Number} ({call.Operation} on {call.Server}), {twice.Key} runs on {twice.Count()} live hosts");
+            }
+        }
         Fault?.Invoke(call, FaultTiming.After);
         return result;
     }
@@ -101,8 +114,10 @@ public sealed class FakeAgents : IAgents
         public Task KillAsync(string name, CancellationToken ct = default) => Fail<bool>();
         public Task RebootAsync(string name, CancellationToken ct = default) => Fail<bool>();
         public Task<VmStatus> ReplaceLegAsync(string name, string diskId, ReplaceLegRequest request, CancellationToken ct = default) => Fail<VmStatus>();
-        public Task<MigrationReport> MigrateAsync(string name, MigrateVmRequest request, CancellationToken ct = default) => Fail<MigrationReport>();
+        public Task<MigrationReport> StartMigrationAsync(string name, StartMigrationRequest request, CancellationToken ct = default) => Fail<MigrationReport>();
         public Task<MigrationReport?> MigrationAsync(string name, CancellationToken ct = default) => Fail<MigrationReport?>();
+        public Task<HandoverResponse> HandOverAsync(string name, CancellationToken ct = default) => Fail<HandoverResponse>();
+        public Task CancelMigrationAsync(string name, CancellationToken ct = default) => Fail<bool>();
         public Task<FormatDiskResponse> FormatDiskAsync(FormatDiskRequest request, CancellationToken ct = default) => Fail<FormatDiskResponse>();
         public Task<IncomingVmResponse> PrepareIncomingAsync(IncomingVmRequest request, CancellationToken ct = default) => Fail<IncomingVmResponse>();
         public Task ActivateIncomingAsync(string name, CancellationToken ct = default) => Fail<bool>();
@@ -116,6 +131,8 @@ public sealed class FakeAgents : IAgents
 public sealed class FakeHost(FakeAgents cluster, string name, string apiUrl, string mac) : IHostAgent
 {
     private readonly Dictionary<string, (VmDefinition Vm, VmRole Role)> _vms = [];
+    private readonly Dictionary<string, MigrationReport> _migrations = [];
+    private readonly HashSet<string> _received = [];
 
     public string Name { get; } = name;
 
@@ -181,23 +198,51 @@ public sealed class FakeHost(FakeAgents cluster, string name, string apiUrl, str
         return Status(replaced, role);
     }, ct);
 
-    /// <summary>The whole migration at once: the VM leaves this host and runs on the destination, which then holds its legs.</summary>
-    public Task<MigrationReport> MigrateAsync(string name, MigrateVmRequest request, CancellationToken ct = default) => Call("migrate", name, () =>
+    /// <summary>Starts sending the VM to the incoming copy at the URI; the transfer completes the first time it is asked about (<see cref="MigrationAsync"/>).</summary>
+    public Task<MigrationReport> StartMigrationAsync(string name, StartMigrationRequest request, CancellationToken ct = default) => Call("start-migration", name, () =>
     {
         var (vm, role) = _vms.TryGetValue(name, out var v) ? v : throw HostException.NotFound(name);
+        if (role == VmRole.Migrating && _migrations[name].MigrationUri == request.MigrationUri)
+            return _migrations[name];
         if (role != VmRole.Running)
             throw HostException.Conflict($"VM '{name}' is {role}");
-        var destination = cluster.HostAt(request.Destination) ?? throw new HttpRequestException($"nothing listens at {request.Destination}");
-        if (destination.Dead)
-            return new MigrationReport(request.Destination, MigrationPhase.Failed, null, null, null, null, null, null, "the destination does not answer");
-        _vms.Remove(name);
-        destination._vms[name] = (vm, VmRole.Running);
-        foreach (var address in vm.Disks.SelectMany(d => d.Legs))
-            cluster.Reserve(destination, address);
-        return new MigrationReport(request.Destination, MigrationPhase.Completed, "completed", 1000, 50, 20, 1, 1, null);
+        _vms[name] = (vm, VmRole.Migrating);
+        return _migrations[name] = new MigrationReport(request.MigrationUri, MigrationPhase.Transferring, "active", null, null, null, null, null);
     }, ct);
 
-    public Task<MigrationReport?> MigrationAsync(string name, CancellationToken ct = default) => Call("migration", name, () => (MigrationReport?)null, ct);
+    /// <summary>The migration's report; a transfer under way completes here if its destination still waits, and fails if not.</summary>
+    public Task<MigrationReport?> MigrationAsync(string name, CancellationToken ct = default) => Call("migration", name, () =>
+    {
+        if (!_vms.TryGetValue(name, out var v))
+            throw HostException.NotFound(name);
+        if (v.Role != VmRole.Migrating || _migrations.GetValueOrDefault(name) is not { Phase: MigrationPhase.Transferring } report)
+            return _migrations.GetValueOrDefault(name);
+        var destination = cluster.Hosts.FirstOrDefault(h => !h.Dead && h._vms.TryGetValue(name, out var there) && there.Role == VmRole.Incoming && report.MigrationUri == IncomingUri(h));
+        destination?._received.Add(name);
+        return _migrations[name] = destination is not null
+            ? report with { Phase = MigrationPhase.Transferred, HypervisorState = "completed", TotalMs = 1000, DowntimeMs = 50, RamTransferred = 512L << 20 }
+            : report with { Phase = MigrationPhase.Failed, HypervisorState = "failed", Error = "the destination does not answer" };
+    }, ct);
+
+    public Task<HandoverResponse> HandOverAsync(string name, CancellationToken ct = default) => Call("handover", name, () =>
+    {
+        if (!_vms.TryGetValue(name, out var v))
+            throw HostException.NotFound(name);
+        if (v.Role != VmRole.Migrating || _migrations[name].Phase != MigrationPhase.Transferred)
+            throw HostException.Conflict($"VM '{name}' has not finished a transfer: nothing to hand over");
+        _vms.Remove(name);
+        _migrations.Remove(name);
+        return new HandoverResponse(10, 20);
+    }, ct);
+
+    public Task CancelMigrationAsync(string name, CancellationToken ct = default) => Call("cancel-migration", name, () =>
+    {
+        var (vm, role) = _vms.TryGetValue(name, out var v) ? v : throw HostException.NotFound(name);
+        if (role != VmRole.Migrating)
+            return;
+        _vms[name] = (vm, VmRole.Running);
+        _migrations[name] = _migrations[name] with { Phase = MigrationPhase.Failed, Error = "cancelled" };
+    }, ct);
 
     public Task<FormatDiskResponse> FormatDiskAsync(FormatDiskRequest request, CancellationToken ct = default) => Call("format", null, () =>
     {
@@ -207,9 +252,10 @@ public sealed class FakeHost(FakeAgents cluster, string name, string apiUrl, str
 
     public Task<IncomingVmResponse> PrepareIncomingAsync(IncomingVmRequest request, CancellationToken ct = default) => Call("prepare-incoming", request.Vm.Name, () =>
     {
-        if (!_vms.ContainsKey(request.Vm.Name))
-            _vms[request.Vm.Name] = (request.Vm, VmRole.Incoming);
-        return new IncomingVmResponse($"tcp:{Name}:49152");
+        if (_vms.TryGetValue(request.Vm.Name, out var v) && v.Role != VmRole.Incoming)
+            throw HostException.Conflict($"VM '{request.Vm.Name}' already exists on {Name}");
+        _vms[request.Vm.Name] = (request.Vm, VmRole.Incoming);
+        return new IncomingVmResponse(IncomingUri(this));
     }, ct);
 
     public Task ActivateIncomingAsync(string name, CancellationToken ct = default) => Call("activate-incoming", name, () =>
@@ -217,6 +263,8 @@ public sealed class FakeHost(FakeAgents cluster, string name, string apiUrl, str
         var (vm, role) = _vms.TryGetValue(name, out var v) ? v : throw HostException.NotFound(name);
         if (role == VmRole.Incoming)
         {
+            if (!_received.Remove(name))
+                throw HostException.Conflict($"VM '{name}' on {Name} has received no memory: nothing to activate");
             foreach (var address in vm.Disks.SelectMany(d => d.Legs))
                 cluster.Reserve(this, address);
             _vms[name] = (vm, VmRole.Running);
@@ -225,8 +273,12 @@ public sealed class FakeHost(FakeAgents cluster, string name, string apiUrl, str
 
     public Task AbortIncomingAsync(string name, CancellationToken ct = default) => Call("abort-incoming", name, () =>
     {
-        if (_vms.TryGetValue(name, out var v) && v.Role == VmRole.Incoming)
-            _vms.Remove(name);
+        if (!_vms.TryGetValue(name, out var v))
+            return;
+        if (v.Role != VmRole.Incoming)
+            throw HostException.Conflict($"VM '{name}' runs on {Name}: not an incoming migration to abort");
+        _vms.Remove(name);
+        _received.Remove(name);
     }, ct);
 
     /// <summary>Puts a VM here directly (the state a test starts from), holding its legs.</summary>
@@ -240,11 +292,17 @@ public sealed class FakeHost(FakeAgents cluster, string name, string apiUrl, str
         }
     }
 
+    private static string IncomingUri(FakeHost host) => $"tcp:{host.Name}:49152";
+
     private void Remove(string name)
     {
         if (!_vms.Remove(name))
             throw HostException.NotFound(name);
+        _migrations.Remove(name);
     }
+
+    /// <summary>The VMs this host runs (an incoming copy does not, a migration's source does); called under the cluster's lock.</summary>
+    internal IEnumerable<string> Running() => _vms.Where(v => v.Value.Role is VmRole.Running or VmRole.Migrating).Select(v => v.Key);
 
     private async Task<T> Call<T>(string operation, string? target, Func<T> act, CancellationToken ct)
     {
@@ -260,10 +318,12 @@ public sealed class FakeHost(FakeAgents cluster, string name, string apiUrl, str
             return true;
         }, ct);
 
-    private static VmStatus Status(VmDefinition vm, VmRole role) => new(vm.Name, vm.Uuid, role, role == VmRole.Incoming ? "paused" : "running", "", 1234, "tcg",
+    private VmStatus Status(VmDefinition vm, VmRole role) => Status(vm, role, _migrations.GetValueOrDefault(vm.Name));
+
+    private static VmStatus Status(VmDefinition vm, VmRole role, MigrationReport? migration) => new(vm.Name, vm.Uuid, role, role == VmRole.Incoming ? "paused" : "running", "", 1234, "tcg",
         vm.Cpus, vm.MemoryMiB, null,
         [.. vm.Disks.Select(d => new VmDiskStatus(d.Id, d.Legs, $"{vm.Name}-{d.Id}", role == VmRole.Incoming ? DiskHealth.Standby : DiskHealth.Healthy, 1L << 30, 0, null))],
-        vm.Nics, null);
+        vm.Nics, migration);
 }
 
 /// <summary>A disk daemon in memory: its volumes, their reservations.</summary>

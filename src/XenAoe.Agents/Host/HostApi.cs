@@ -36,10 +36,16 @@ public static class HostApi
         }));
         v1.MapPost("/vms/{name}/disks/{id}/replace-leg", (string name, string id, ReplaceLegRequest request, CancellationToken ct) =>
             Guard(async () => Results.Ok(await vms.ReplaceLegAsync(name, id, request, ct))));
-        v1.MapPost("/vms/{name}/migrate", (string name, MigrateVmRequest request, CancellationToken ct) =>
-            Guard(async () => Results.Ok(await vms.MigrateAsync(name, request, ct))));
-        v1.MapGet("/vms/{name}/migration", (string name) =>
-            Guard(() => Task.FromResult(vms.MigrationOf(name) is { } report ? Results.Ok(report) : Results.NoContent())));
+        v1.MapPost("/vms/{name}/migration", (string name, StartMigrationRequest request, CancellationToken ct) =>
+            Guard(async () => Results.Ok(await vms.StartMigrationAsync(name, request, ct))));
+        v1.MapGet("/vms/{name}/migration", (string name, CancellationToken ct) =>
+            Guard(async () => await vms.MigrationOfAsync(name, ct) is { } report ? Results.Ok(report) : Results.NoContent()));
+        v1.MapPost("/vms/{name}/migration/handover", (string name, CancellationToken ct) => Guard(async () => Results.Ok(await vms.HandOverAsync(name, ct))));
+        v1.MapPost("/vms/{name}/migration/cancel", (string name, CancellationToken ct) => Guard(async () =>
+        {
+            await vms.CancelMigrationAsync(name, ct);
+            return Results.NoContent();
+        }));
         v1.MapPost("/disks/format", (FormatDiskRequest request, CancellationToken ct) => Guard(async () => Results.Ok(await vms.FormatDiskAsync(request, ct))));
         v1.MapPost("/incoming", (IncomingVmRequest request, CancellationToken ct) => Guard(async () => Results.Ok(await vms.PrepareIncomingAsync(request, ct))));
         v1.MapPost("/incoming/{name}/activate", (string name, CancellationToken ct) => Guard(async () =>

@@ -10,7 +10,7 @@ public sealed class HostApiClient : IHostAgent, IDisposable
     private readonly JsonApiClient _api;
 
     /// <param name="endpoint">A unix socket path, or a URL such as <c>http://10.77.0.21:7300</c>.</param>
-    /// <param name="timeout">Per request; a migration's request lasts as long as the migration.</param>
+    /// <param name="timeout">Per request.</param>
     /// <param name="token">The cluster's API token, needed for a URL (see <see cref="ApiToken"/>).</param>
     public HostApiClient(string endpoint, TimeSpan? timeout = null, string? token = null) =>
         _api = new JsonApiClient(endpoint, timeout ?? TimeSpan.FromMinutes(10), token, "the host daemon", r => new HostException(r.Message, r.Status));
@@ -37,20 +37,26 @@ public sealed class HostApiClient : IHostAgent, IDisposable
         _api.SendAsync(HttpMethod.Post, VmPath(name, $"disks/{Uri.EscapeDataString(diskId)}/replace-leg"), request, Json.ReplaceLegRequest, Json.VmStatus,
             idempotent: false, ct);
 
-    public Task<MigrationReport> MigrateAsync(string name, MigrateVmRequest request, CancellationToken ct = default) =>
-        _api.SendAsync(HttpMethod.Post, VmPath(name, "migrate"), request, Json.MigrateVmRequest, Json.MigrationReport, idempotent: false, ct);
+    public Task<MigrationReport> StartMigrationAsync(string name, StartMigrationRequest request, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Post, VmPath(name, "migration"), request, Json.StartMigrationRequest, Json.MigrationReport, idempotent: true, ct);
 
     public Task<MigrationReport?> MigrationAsync(string name, CancellationToken ct = default) =>
         _api.GetOrNullAsync(VmPath(name, "migration"), Json.MigrationReport, ct);
+
+    public Task<HandoverResponse> HandOverAsync(string name, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Post, VmPath(name, "migration/handover"), Json.HandoverResponse, idempotent: false, ct);
+
+    public Task CancelMigrationAsync(string name, CancellationToken ct = default) =>
+        _api.SendAsync(HttpMethod.Post, VmPath(name, "migration/cancel"), idempotent: true, ct);
 
     public Task<FormatDiskResponse> FormatDiskAsync(FormatDiskRequest request, CancellationToken ct = default) =>
         _api.SendAsync(HttpMethod.Post, "v1/disks/format", request, Json.FormatDiskRequest, Json.FormatDiskResponse, idempotent: false, ct);
 
     public Task<IncomingVmResponse> PrepareIncomingAsync(IncomingVmRequest request, CancellationToken ct = default) =>
-        _api.SendAsync(HttpMethod.Post, "v1/incoming", request, Json.IncomingVmRequest, Json.IncomingVmResponse, idempotent: false, ct);
+        _api.SendAsync(HttpMethod.Post, "v1/incoming", request, Json.IncomingVmRequest, Json.IncomingVmResponse, idempotent: true, ct);
 
     public Task ActivateIncomingAsync(string name, CancellationToken ct = default) =>
-        _api.SendAsync(HttpMethod.Post, $"v1/incoming/{Uri.EscapeDataString(name)}/activate", idempotent: false, ct);
+        _api.SendAsync(HttpMethod.Post, $"v1/incoming/{Uri.EscapeDataString(name)}/activate", idempotent: true, ct);
 
     public Task AbortIncomingAsync(string name, CancellationToken ct = default) =>
         _api.SendAsync(HttpMethod.Post, $"v1/incoming/{Uri.EscapeDataString(name)}/abort", idempotent: true, ct);

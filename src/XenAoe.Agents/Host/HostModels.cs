@@ -28,8 +28,12 @@ public sealed record StartVmRequest(VmDefinition Vm, bool TakeOver = false, bool
 
 public sealed record StopVmRequest(double? GracefulSeconds = null);
 
-/// <param name="Destination">The destination host daemon's API, e.g. <c>http://10.77.0.22:7300</c>.</param>
-public sealed record MigrateVmRequest(string Destination, double? DowntimeLimitMs = null);
+/// <summary>Source: send the VM's memory to the incoming copy a destination prepared (see <see cref="IncomingVmResponse"/>).</summary>
+/// <param name="MigrationUri">The destination's <see cref="IncomingVmResponse.MigrationUri"/>.</param>
+public sealed record StartMigrationRequest(string MigrationUri, double? DowntimeLimitMs = null);
+
+/// <summary>Source, after the hand-over: how long ending the paused copy and closing its mirrors took (milliseconds).</summary>
+public sealed record HandoverResponse(double QuitMs, double ClosedMs);
 
 /// <summary>What a migration destination needs: the VM and its disks' sizes (the NBD exports exist before the mirrors are assembled).</summary>
 public sealed record IncomingVmRequest(VmDefinition Vm, IReadOnlyList<long> DiskSizes);
@@ -89,10 +93,13 @@ public enum VmRole
 /// <summary>Where a migration is, as its source reports it.</summary>
 public enum MigrationPhase
 {
-    [JsonStringEnumMemberName("preparing")] Preparing,
+    /// <summary>The hypervisor is sending the memory; the VM runs here.</summary>
     [JsonStringEnumMemberName("transferring")] Transferring,
-    [JsonStringEnumMemberName("handing-over")] HandingOver,
-    [JsonStringEnumMemberName("completed")] Completed,
+
+    /// <summary>The memory is on the destination, whose copy now runs (its I/O waiting); this copy is paused until the hand-over.</summary>
+    [JsonStringEnumMemberName("transferred")] Transferred,
+
+    /// <summary>The hypervisor gave up (or was cancelled); the VM runs here again once the migration is cancelled.</summary>
     [JsonStringEnumMemberName("failed")] Failed,
 }
 
@@ -136,16 +143,15 @@ public sealed record VmStatus(
     IReadOnlyList<VmNicDefinition> Nics,
     MigrationReport? Migration);
 
-/// <summary>A migration as the source saw it. Times in milliseconds.</summary>
+/// <summary>A migration as its source's hypervisor reports it. Times in milliseconds.</summary>
+/// <param name="MigrationUri">Where the memory goes: the destination's incoming copy.</param>
 /// <param name="DowntimeMs">The guest's pause as the hypervisor reports it.</param>
-/// <param name="HandoverMs">From the source's switch-over to the destination's disks being assembled: the guest's I/O waits this long.</param>
 public sealed record MigrationReport(
-    string Destination,
+    string MigrationUri,
     MigrationPhase Phase,
     string? HypervisorState,
     double? TotalMs,
     double? DowntimeMs,
-    double? HandoverMs,
     long? RamTransferred,
     long? RamTotal,
     string? Error);
@@ -153,7 +159,8 @@ public sealed record MigrationReport(
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, UseStringEnumConverter = true)]
 [JsonSerializable(typeof(StartVmRequest))]
 [JsonSerializable(typeof(StopVmRequest))]
-[JsonSerializable(typeof(MigrateVmRequest))]
+[JsonSerializable(typeof(StartMigrationRequest))]
+[JsonSerializable(typeof(HandoverResponse))]
 [JsonSerializable(typeof(IncomingVmRequest))]
 [JsonSerializable(typeof(IncomingVmResponse))]
 [JsonSerializable(typeof(HostInfo))]

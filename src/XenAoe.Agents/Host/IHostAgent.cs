@@ -28,18 +28,27 @@ public interface IHostAgent
     /// <summary>Puts a new volume in place of leg <see cref="ReplaceLegRequest.Index"/>; returns at once, the copy runs on (see <see cref="GetAsync"/>).</summary>
     Task<VmStatus> ReplaceLegAsync(string name, string diskId, ReplaceLegRequest request, CancellationToken ct = default);
 
-    /// <summary>Runs the whole migration (returns when it has finished or failed).</summary>
-    Task<MigrationReport> MigrateAsync(string name, MigrateVmRequest request, CancellationToken ct = default);
+    /// <summary>Source: starts sending the VM to a destination's incoming copy; returns at once (see <see cref="MigrationAsync"/>). Safe to repeat.</summary>
+    Task<MigrationReport> StartMigrationAsync(string name, StartMigrationRequest request, CancellationToken ct = default);
 
-    /// <summary>The migration in progress or last finished for <paramref name="name"/> on this (source) host; null if none.</summary>
+    /// <summary>Source: the migration under way (as the hypervisor reports it now) or the last one given up; null if none.</summary>
     Task<MigrationReport?> MigrationAsync(string name, CancellationToken ct = default);
+
+    /// <summary>Source, once <see cref="MigrationPhase.Transferred"/>: ends the paused copy, closes the disks and forgets the VM.</summary>
+    Task<HandoverResponse> HandOverAsync(string name, CancellationToken ct = default);
+
+    /// <summary>Source: gives the migration up, the VM running here again; only once the destination's copy is aborted. Safe to repeat.</summary>
+    Task CancelMigrationAsync(string name, CancellationToken ct = default);
 
     /// <summary>Formats two fresh volumes as a new mirror and writes an image onto it.</summary>
     Task<FormatDiskResponse> FormatDiskAsync(FormatDiskRequest request, CancellationToken ct = default);
 
+    /// <summary>Destination: the VM's disks joined and the hypervisor waiting for its memory; repeated, answers the same address.</summary>
     Task<IncomingVmResponse> PrepareIncomingAsync(IncomingVmRequest request, CancellationToken ct = default);
 
+    /// <summary>Destination, after the hand-over: fences the source and lets the VM's I/O through. Nothing to do when it runs here.</summary>
     Task ActivateIncomingAsync(string name, CancellationToken ct = default);
 
+    /// <summary>Destination: removes an incoming copy; nothing to do when there is none. A VM running here is refused.</summary>
     Task AbortIncomingAsync(string name, CancellationToken ct = default);
 }

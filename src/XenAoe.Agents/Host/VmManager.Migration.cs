@@ -5,100 +5,38 @@ using XenAoe.Hypervisors;
 namespace XenAoe.Agents.Host;
 
 /// <summary>
-/// Live migration, storage first. The destination opens the legs and joins their reservations (both hosts may write while
-/// the hypervisor moves RAM), exports each disk as a <see cref="PendingBlockDevice"/> whose requests wait, and starts the
-/// hypervisor waiting for the VM. When the hypervisor reports completion the source copy is paused for good: the source
-/// ends it, closes its mirrors (clean superblocks), and tells the destination to activate, which force-sets the reservations
-/// to itself alone (the source is fenced from then on) and assembles the mirrors; the guest's waiting I/O then proceeds.
-/// A migration that fails before completion leaves the VM running on the source and the destination gives everything back.
+/// Live migration, storage first, one step per call so that the controller sequences it (each step is safe to repeat). The
+/// destination opens the legs and joins their reservations (both hosts may write while the hypervisor moves RAM), exports each
+/// disk as a <see cref="PendingBlockDevice"/> whose requests wait, and starts the hypervisor waiting for the VM
+/// (<see cref="PrepareIncomingAsync"/>). The source sends the memory (<see cref="StartMigrationAsync"/>, observed with
+/// <see cref="MigrationOfAsync"/>). Once the hypervisor reports the transfer complete the source copy is paused for good and the
+/// hand-over (<see cref="HandOverAsync"/>) ends it and closes its mirrors (clean superblocks); the destination's
+/// <see cref="ActivateIncomingAsync"/> then force-sets the reservations to itself alone (the source is fenced from then on) and
+/// assembles the mirrors, and the guest's waiting I/O proceeds. A migration given up before the hand-over is undone in the
+/// other order: <see cref="AbortIncomingAsync"/> on the destination first, then <see cref="CancelMigrationAsync"/> here, so the
+/// VM never runs on both.
 /// </summary>
 public sealed partial class VmManager
 {
-    /// <summary>Source: moves <paramref name="name"/> to the host at <see cref="MigrateVmRequest.Destination"/>; returns the final report.</summary>
-    public async Task<MigrationReport> MigrateAsync(string name, MigrateVmRequest request, CancellationToken ct)
+    /// <summary>Source: starts sending <paramref name="name"/> to <see cref="StartMigrationRequest.MigrationUri"/>; repeated, reports the one under way.</summary>
+    public async Task<MigrationReport> StartMigrationAsync(string name, StartMigrationRequest request, CancellationToken ct)
     {
         var vm = Find(name);
         await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
+            if (vm.Role == VmRole.Migrating && vm.Migration?.MigrationUri == request.MigrationUri)
+                return (await RefreshMigrationAsync(vm, ct).ConfigureAwait(false))!;
+            if (vm.Role == VmRole.Migrating)
+                throw HostException.Conflict($"VM '{name}' is already migrating to {vm.Migration?.MigrationUri}");
             if (vm.Role != VmRole.Running)
                 throw HostException.Conflict($"VM '{name}' is {vm.Role.ToString().ToLowerInvariant()}");
-            if (request.Destination == _options.ApiUrl)
-                throw new HostException($"VM '{name}' already runs on {_options.Name}");
-            using var destination = new HostApiClient(request.Destination, token: _options.Token);
+            var options = request.DowntimeLimitMs is { } limit ? new MigrationOptions { DowntimeLimit = TimeSpan.FromMilliseconds(limit) } : null;
+            await _driver.MigrateAsync(name, request.MigrationUri, options, ct).ConfigureAwait(false);
             vm.Role = VmRole.Migrating;
-            var report = new MigrationReport(request.Destination, MigrationPhase.Preparing, null, null, null, null, null, null, null);
-            vm.Migration = report;
-            var clock = Stopwatch.StartNew();
-            IncomingVmResponse incoming;
-            try
-            {
-                var sizes = vm.Disks.Select(d => d.Path!.Mirror.Size).ToArray();
-                incoming = await destination.PrepareIncomingAsync(new IncomingVmRequest(vm.Definition, sizes), ct).ConfigureAwait(false);
-            }
-            catch (Exception e)
-            {
-                vm.Role = VmRole.Running;
-                return vm.Migration = report with { Phase = MigrationPhase.Failed, Error = $"the destination could not prepare: {e.Message}" };
-            }
-
-            MigrationStatus status;
-            try
-            {
-                var options = request.DowntimeLimitMs is { } limit ? new MigrationOptions { DowntimeLimit = TimeSpan.FromMilliseconds(limit) } : null;
-                await _driver.MigrateAsync(name, incoming.MigrationUri, options, ct).ConfigureAwait(false);
-                Log.Migration(_log, name, "started", incoming.MigrationUri);
-                do
-                {
-                    await Task.Delay(MigrationPoll, ct).ConfigureAwait(false);
-                    status = await _driver.MigrationStatusAsync(name, ct).ConfigureAwait(false);
-                    vm.Migration = report = Progress(report, status, MigrationPhase.Transferring);
-                }
-                while (!status.IsFinished);
-            }
-            catch (Exception e)
-            {
-                status = MigrationStatus.None with { State = MigrationState.Failed, Error = e.Message };
-            }
-
-            if (status.State != MigrationState.Completed)
-            {
-                // Still the source's VM: the destination's copy goes first, then the VM runs here again (never on both).
-                await AbortRemoteAsync(destination, name).ConfigureAwait(false);
-                await _driver.FinalizeSourceAsync(name, succeeded: false, CancellationToken.None).ConfigureAwait(false);
-                vm.Role = VmRole.Running;
-                Log.Migration(_log, name, "failed", status.Error ?? status.RawState);
-                return vm.Migration = Progress(report, status, MigrationPhase.Failed) with { Error = status.Error ?? $"the hypervisor ended the migration as {status.RawState}" };
-            }
-
-            // The VM now belongs to the destination: hand the disks over.
-            var handover = Stopwatch.StartNew();
-            vm.Migration = report = Progress(report, status, MigrationPhase.HandingOver);
-            await _driver.FinalizeSourceAsync(name, succeeded: true, CancellationToken.None).ConfigureAwait(false);
-            var quit = handover.Elapsed;
-            await TearDownAsync(vm).ConfigureAwait(false);
-            var closed = handover.Elapsed;
-            string? error = null;
-            try
-            {
-                await destination.ActivateIncomingAsync(name, CancellationToken.None).ConfigureAwait(false);
-                Log.Migration(_log, name, "handed over", $"source ended after {quit.TotalMilliseconds:0} ms, disks closed after " +
-                    $"{closed.TotalMilliseconds:0} ms, destination active after {handover.Elapsed.TotalMilliseconds:0} ms");
-            }
-            catch (Exception e)
-            {
-                error = $"the VM runs on the destination, but its disks could not be handed over: {e.Message}";
-            }
-            _vms.TryRemove(name, out _);
-            report = report with
-            {
-                Phase = error is null ? MigrationPhase.Completed : MigrationPhase.Failed,
-                HandoverMs = handover.Elapsed.TotalMilliseconds,
-                TotalMs = status.TotalTime?.TotalMilliseconds ?? clock.Elapsed.TotalMilliseconds,
-                Error = error,
-            };
-            Log.Migration(_log, name, report.Phase.ToString(), $"downtime {report.DowntimeMs:0} ms, hand-over {report.HandoverMs:0} ms, total {report.TotalMs:0} ms");
-            return vm.Migration = report;
+            vm.Migration = new MigrationReport(request.MigrationUri, MigrationPhase.Transferring, null, null, null, null, null, null);
+            Log.Migration(_log, name, "started", request.MigrationUri);
+            return vm.Migration;
         }
         finally
         {
@@ -106,33 +44,94 @@ public sealed partial class VmManager
         }
     }
 
-    /// <summary>The report of the migration in progress or last finished on this host for <paramref name="name"/>.</summary>
-    public MigrationReport? MigrationOf(string name) => Find(name).Migration;
+    /// <summary>Source: the migration under way as the hypervisor reports it now, or the last one given up; null if none.</summary>
+    public async Task<MigrationReport?> MigrationOfAsync(string name, CancellationToken ct) => await RefreshMigrationAsync(Find(name), ct).ConfigureAwait(false);
 
-    private static MigrationReport Progress(MigrationReport report, MigrationStatus status, MigrationPhase phase) => report with
+    /// <summary>
+    /// Source, once the transfer is complete: ends the paused copy, closes the mirrors cleanly and forgets the VM. The hypervisor
+    /// refuses unless it reports the transfer complete (otherwise the VM would run nowhere).
+    /// </summary>
+    public async Task<HandoverResponse> HandOverAsync(string name, CancellationToken ct)
     {
-        Phase = phase,
-        HypervisorState = status.RawState,
-        TotalMs = status.TotalTime?.TotalMilliseconds,
-        DowntimeMs = status.Downtime?.TotalMilliseconds ?? report.DowntimeMs,
-        RamTransferred = status.RamTransferred,
-        RamTotal = status.RamTotal,
-    };
-
-    private static async Task AbortRemoteAsync(HostApiClient destination, string name)
-    {
+        var vm = Find(name);
+        await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            await destination.AbortIncomingAsync(name, CancellationToken.None).ConfigureAwait(false);
+            if (vm.Role != VmRole.Migrating)
+                throw HostException.Conflict($"VM '{name}' is {vm.Role.ToString().ToLowerInvariant()}, not migrating: nothing to hand over");
+            var clock = Stopwatch.StartNew();
+            await _driver.FinalizeSourceAsync(name, succeeded: true, ct).ConfigureAwait(false);
+            var quit = clock.Elapsed;
+            await TearDownAsync(vm).ConfigureAwait(false);
+            _vms.TryRemove(name, out _);
+            Log.Migration(_log, name, "handed over", $"source ended after {quit.TotalMilliseconds:0} ms, disks closed after {clock.Elapsed.TotalMilliseconds:0} ms");
+            return new HandoverResponse(quit.TotalMilliseconds, clock.Elapsed.TotalMilliseconds);
         }
-        catch (Exception e) when (e is HostException or HttpRequestException or TimeoutException)
+        finally
         {
-            // The destination is gone or never prepared: it holds nothing to give back, and its reservation join expires
-            // with the next force-set by whoever runs the VM.
+            vm.Gate.Release();
         }
     }
 
-    /// <summary>Destination: joins the disks, exports them pending, creates the TAPs and starts the hypervisor waiting for the VM.</summary>
+    /// <summary>
+    /// Source: gives the migration up and makes sure the VM runs here; nothing to do when none is under way. Only after the
+    /// destination's copy is gone (<see cref="AbortIncomingAsync"/>): past a complete transfer that copy runs the guest.
+    /// </summary>
+    public async Task CancelMigrationAsync(string name, CancellationToken ct)
+    {
+        var vm = Find(name);
+        await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (vm.Role != VmRole.Migrating)
+                return;
+            var report = await RefreshMigrationAsync(vm, ct).ConfigureAwait(false);
+            await _driver.FinalizeSourceAsync(name, succeeded: false, ct).ConfigureAwait(false);
+            vm.Role = VmRole.Running;
+            vm.Migration = report! with { Phase = MigrationPhase.Failed, Error = report.Error ?? "cancelled" };
+            Log.Migration(_log, name, "cancelled", vm.Migration.Error!);
+        }
+        finally
+        {
+            vm.Gate.Release();
+        }
+    }
+
+    private async Task<MigrationReport?> RefreshMigrationAsync(HostedVm vm, CancellationToken ct)
+    {
+        if (vm.Role != VmRole.Migrating || vm.Migration is not { } report)
+            return vm.Migration;
+        MigrationStatus status;
+        try
+        {
+            status = await _driver.MigrationStatusAsync(vm.Definition.Name, ct).ConfigureAwait(false);
+        }
+        catch (HypervisorException e)
+        {
+            status = MigrationStatus.None with { State = MigrationState.Failed, Error = e.Message };
+        }
+        var phase = status.State switch
+        {
+            MigrationState.Completed => MigrationPhase.Transferred,
+            MigrationState.Failed or MigrationState.Cancelled => MigrationPhase.Failed,
+            _ => MigrationPhase.Transferring,
+        };
+        return vm.Migration = report with
+        {
+            Phase = phase,
+            HypervisorState = status.RawState,
+            TotalMs = status.TotalTime?.TotalMilliseconds ?? report.TotalMs,
+            DowntimeMs = status.Downtime?.TotalMilliseconds ?? report.DowntimeMs,
+            RamTransferred = status.RamTransferred ?? report.RamTransferred,
+            RamTotal = status.RamTotal ?? report.RamTotal,
+            Error = phase == MigrationPhase.Failed ? status.Error ?? $"the hypervisor ended the migration as {status.RawState}" : null,
+        };
+    }
+
+    /// <summary>
+    /// Destination: joins the disks, exports them pending, creates the TAPs and starts the hypervisor waiting for the VM; repeated
+    /// for the same VM, answers where it waits.
+    /// </summary>
     public async Task<IncomingVmResponse> PrepareIncomingAsync(IncomingVmRequest request, CancellationToken ct)
     {
         var definition = request.Vm;
@@ -143,7 +142,12 @@ public sealed partial class VmManager
             ?? throw new HostException($"{_options.Name} has no management address (--listen) to receive migrations on", 409);
         var vm = new HostedVm(definition, VmRole.Incoming);
         if (!_vms.TryAdd(definition.Name, vm))
+        {
+            if (_vms.TryGetValue(definition.Name, out var existing) && existing is { Role: VmRole.Incoming, IncomingUri: { } waiting }
+                && existing.Definition.Uuid == definition.Uuid)
+                return new IncomingVmResponse(waiting);
             throw HostException.Conflict($"VM '{definition.Name}' already exists on {_options.Name}");
+        }
         await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
@@ -162,6 +166,7 @@ public sealed partial class VmManager
             await CreateTapsAsync(vm, ct).ConfigureAwait(false);
             var uri = $"tcp:{(address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address)}:{FreePort(address)}";
             await _driver.PrepareIncomingAsync(Spec(definition), uri, ct).ConfigureAwait(false);
+            vm.IncomingUri = uri;
             Log.Migration(_log, definition.Name, "incoming", uri);
             return new IncomingVmResponse(uri);
         }
@@ -177,13 +182,18 @@ public sealed partial class VmManager
         }
     }
 
-    /// <summary>Destination, once the source closed its mirrors: fences the source, assembles the mirrors, lets the VM's I/O through.</summary>
+    /// <summary>
+    /// Destination, once the source closed its mirrors: fences the source, assembles the mirrors, lets the VM's I/O through.
+    /// Nothing to do when the VM already runs here.
+    /// </summary>
     public async Task ActivateIncomingAsync(string name, CancellationToken ct)
     {
         var vm = Find(name);
         await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
+            if (vm.Role == VmRole.Running)
+                return;
             if (vm.Role != VmRole.Incoming)
                 throw HostException.Conflict($"VM '{name}' is not an incoming migration here");
             var clock = Stopwatch.StartNew();
@@ -204,6 +214,7 @@ public sealed partial class VmManager
             var assembled = clock.Elapsed;
             await _driver.FinalizeDestinationAsync(name, succeeded: true, ct).ConfigureAwait(false);
             vm.Role = VmRole.Running;
+            vm.IncomingUri = null;
             Log.Migration(_log, name, "arrived", $"disks assembled in {assembled.TotalMilliseconds:0} ms, VM running after {clock.Elapsed.TotalMilliseconds:0} ms");
         }
         finally
@@ -212,15 +223,21 @@ public sealed partial class VmManager
         }
     }
 
-    /// <summary>Destination, when the migration failed: ends the waiting hypervisor and gives the disks' reservations back.</summary>
+    /// <summary>
+    /// Destination, when the migration is given up: ends the waiting hypervisor and gives the disks' reservations back. Nothing to
+    /// do when this host has no such VM; one that runs here (activated) is refused.
+    /// </summary>
     public async Task AbortIncomingAsync(string name, CancellationToken ct)
     {
-        var vm = Find(name);
+        if (!_vms.TryGetValue(name, out var vm))
+            return;
         await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
+            if (!_vms.TryGetValue(name, out var now) || now != vm)
+                return;
             if (vm.Role != VmRole.Incoming)
-                throw HostException.Conflict($"VM '{name}' is not an incoming migration here");
+                throw HostException.Conflict($"VM '{name}' runs here: not an incoming migration to abort");
             await _driver.FinalizeDestinationAsync(name, succeeded: false, ct).ConfigureAwait(false);
             await TearDownAsync(vm).ConfigureAwait(false);
             _vms.TryRemove(name, out _);

@@ -21,8 +21,6 @@ namespace XenAoe.Agents.Host;
 /// </summary>
 public sealed partial class VmManager : IAsyncDisposable
 {
-    private static readonly TimeSpan MigrationPoll = TimeSpan.FromMilliseconds(20);
-
     private readonly HostDaemonOptions _options;
     private readonly IHypervisorDriver _driver;
     private readonly NbdServer _nbd;
@@ -297,6 +295,7 @@ public sealed partial class VmManager : IAsyncDisposable
 
     private async Task<VmStatus> StatusAsync(HostedVm vm, CancellationToken ct)
     {
+        var migration = await RefreshMigrationAsync(vm, ct).ConfigureAwait(false);
         var info = await _driver.InfoAsync(vm.Definition.Name, ct).ConfigureAwait(false);
         var disks = vm.Disks.ToArray().Select(d =>
         {
@@ -319,7 +318,7 @@ public sealed partial class VmManager : IAsyncDisposable
         var d = vm.Definition;
         return new VmStatus(d.Name, d.Uuid, vm.Role, info?.State.ToString().ToLowerInvariant() ?? "unknown",
             info?.StateDetail ?? "the hypervisor does not know this VM", info?.Pid, info?.Accelerator.ToString().ToLowerInvariant() ?? "unknown",
-            d.Cpus, d.MemoryMiB, info?.Consoles, disks, d.Nics, vm.Migration);
+            d.Cpus, d.MemoryMiB, info?.Consoles, disks, d.Nics, migration);
     }
 
     private static DiskHealth Health(MirrorHealth health) => health switch
@@ -370,6 +369,9 @@ public sealed partial class VmManager : IAsyncDisposable
         public List<HostedDisk> Disks { get; } = [];
         public List<string> Taps { get; } = [];
         public MigrationReport? Migration { get; set; }
+
+        /// <summary>An incoming copy's migration address, answered again to a repeated prepare.</summary>
+        public string? IncomingUri { get; set; }
     }
 
     private sealed class HostedDisk(VmDiskDefinition definition, string export)

@@ -25,7 +25,7 @@ public sealed class EvacuateHostJob(JobServices jobs) : Job<NoParameters>(JobKin
                 var choice = await jobs.Placement.ChooseHostAsync(vm.Name, vm.Cpus, vm.MemoryMiB, exclude: [hostName], ct, allowBreakingNPlusOne: true).ConfigureAwait(false);
                 return new HostDecision(choice.Name, hostName, choice.Note);
             }).ConfigureAwait(false);
-            await job.StepAsync($"migrate {vm.Name}", Json.MigrationFigures, () => new LiveMigration(jobs).RunAsync(vm.Name, hostName, placed.Host, ct)).ConfigureAwait(false);
+            await new LiveMigration(jobs, job, vm.Name, hostName, placed.Host, label: vm.Name).RunAsync().ConfigureAwait(false);
             moved++;
         }
         return $"{hostName} evacuated ({moved} VMs moved) and in maintenance";

@@ -1,7 +1,3 @@
-using XenAoe.Aoe;
-using XenAoe.Control.Model;
-using XenAoe.Storage;
-
 namespace XenAoe.Control.Jobs;
 
 /// <summary>
@@ -24,44 +20,8 @@ public sealed class FailoverVmJob(JobServices jobs) : Job<FailoverVmParameters>(
                 allowBreakingNPlusOne: true).ConfigureAwait(false);
             return new HostDecision(choice.Name, dead ?? "nowhere", choice.Note);
         }).ConfigureAwait(false);
-        await job.StepAsync("fence", () => FenceAsync(job, vm, placed.Host)).ConfigureAwait(false);
+        await job.StepAsync("fence", () => jobs.FenceAsync(job, vm, placed.Host)).ConfigureAwait(false);
         await job.StepAsync("start", () => jobs.StartOnAsync(vm.Name, placed.Host, takeOver: true, ct)).ConfigureAwait(false);
         return $"{vm.Name} restarted on {placed.Host}{(p.From is null ? "" : $" after {p.From} died")}";
-    }
-
-    private async Task<string?> FenceAsync(JobContext job, VmRecord vm, string hostName)
-    {
-        var ct = job.Cancellation;
-        var host = await jobs.HostAsync(hostName, ct).ConfigureAwait(false);
-        var macs = host.StorageMacs.Select(MacAddress.Parse).ToArray();
-        if (macs.Length == 0)
-            throw new ControlException($"{hostName} reported no storage NIC MACs: cannot fence for it");
-        // Every leg at once: the disk servers are independent, and the restart waits only for the slowest.
-        var fenced = (await Task.WhenAll(vm.Disks.SelectMany(d => d.Legs).Select(leg => FenceLegAsync(job, vm, leg, macs))).ConfigureAwait(false))
-            .OfType<string>().ToList();
-        if (fenced.Count == 0)
-            throw new ControlException($"no disk server of {vm.Name} could be fenced: not restarting it, the old host might still write");
-        return $"reservations set to {hostName} ({string.Join(", ", host.StorageMacs)}) on {string.Join(", ", fenced)}";
-    }
-
-    /// <summary>The leg's reservation set to <paramref name="macs"/>; null (and the fence owed) when its disk server does not answer.</summary>
-    private async Task<string?> FenceLegAsync(JobContext job, VmRecord vm, LegRecord leg, MacAddress[] macs)
-    {
-        var ct = job.Cancellation;
-        try
-        {
-            var disk = await jobs.DiskAgentAsync(leg.DiskServer, ct).ConfigureAwait(false);
-            await disk.SetReservationAsync(leg.Volume, macs, ct).ConfigureAwait(false);
-            return $"{leg.DiskServer}:{leg.Volume}";
-        }
-        catch (Exception e) when (e is HttpRequestException or TimeoutException or StorageException)
-        {
-            // A disk server that is down cannot be fenced now: the fence is owed and paid by the heartbeat monitor the
-            // moment the server answers again; until then the new host's mirror runs without that leg.
-            await jobs.State.UpdateDiskServerAsync(leg.DiskServer, d => d.PendingFences.Any(f => f.Vm == vm.Name && f.Volume == leg.Volume) ? null
-                : d with { PendingFences = [.. d.PendingFences, new PendingFence(vm.Name, leg.Volume)] }, ct).ConfigureAwait(false);
-            await job.LogAsync($"could not fence {leg.DiskServer}:{leg.Volume} ({e.Message}); the fence is applied when {leg.DiskServer} answers again").ConfigureAwait(false);
-            return null;
-        }
     }
 }

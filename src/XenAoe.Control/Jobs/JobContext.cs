@@ -70,6 +70,9 @@ public sealed class JobContext(ControllerState state, JobRecord job, Cancellatio
         return null;
     });
 
+    /// <summary>Whether an attempt of this job (this one or an interrupted earlier one) began the step.</summary>
+    public bool Began(string name) => job.Steps.Any(s => s.Name == name);
+
     private JobStep? Finished(string name) => job.Steps.FirstOrDefault(s => s.Name == name && s.State == JobState.Succeeded);
 
     private async Task<T> RunStepAsync<T>(string name, Func<Task<(T Value, string? Detail, JsonElement? Result)>> body)

@@ -124,11 +124,58 @@ public sealed record HostDecision(string Host, string? From = null, string Note 
     [JsonIgnore] public string Summary => From is null ? $"{Host}{Note}" : $"from {From} to {Host}{Note}";
 }
 
-/// <summary>A finished migration's figures (milliseconds), as the source reported them.</summary>
-public sealed record MigrationFigures(double? TotalMs, double? DowntimeMs, double? HandoverMs, bool AlreadyThere = false) : IStepResult
+/// <summary>A migration destination's incoming copy: where its hypervisor waits for the memory; null when the VM already ran there.</summary>
+public sealed record IncomingCopy(string? MigrationUri) : IStepResult
 {
-    [JsonIgnore] public string Summary => AlreadyThere ? "already there"
-        : $"total {TotalMs:0} ms, downtime {DowntimeMs:0} ms, disk hand-over {HandoverMs:0} ms";
+    [JsonIgnore] public string Summary => MigrationUri is null ? "the VM already runs there" : $"waiting for the memory at {MigrationUri}";
+}
+
+/// <summary>The memory transfer as the source's hypervisor reported it (milliseconds, bytes); all null when the VM was already moved.</summary>
+public sealed record TransferFigures(double? TotalMs, double? DowntimeMs, long? RamBytes) : IStepResult
+{
+    [JsonIgnore] public string Summary => TotalMs is null ? "nothing to send: the VM already runs on the destination"
+        : $"memory sent in {TotalMs:0} ms ({RamBytes / (1 << 20)} MiB), downtime {DowntimeMs:0} ms";
+}
+
+/// <summary>When the source was asked to hand over, and how long ending its copy and closing its disks took (null: it had already).</summary>
+public sealed record Handover(DateTimeOffset At, double? QuitMs, double? ClosedMs) : IStepResult
+{
+    [JsonIgnore] public string Summary => QuitMs is null ? "the source had already let the VM go" : $"source copy ended in {QuitMs:0} ms, disks closed after {ClosedMs:0} ms";
+}
+
+/// <summary>
+/// A finished migration's figures (milliseconds): the transfer's total and downtime as the source's hypervisor reported them, and
+/// the disk hand-over, from asking the source to let go to the destination's disks assembled (the guest's I/O waits this long).
+/// </summary>
+public sealed record MigrationFigures(double? TotalMs, double? DowntimeMs, double? HandoverMs) : IStepResult
+{
+    [JsonIgnore] public string Summary => $"total {TotalMs:0} ms, downtime {DowntimeMs:0} ms, disk hand-over {HandoverMs:0} ms";
+}
+
+/// <summary>What a migration that failed or was interrupted does.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<MigrationRecoveryPlan>))]
+public enum MigrationRecoveryPlan
+{
+    /// <summary>The VM already runs on the destination: the source lets go (if it still holds it) and the VM is recorded there.</summary>
+    Finish,
+
+    /// <summary>The source still holds the VM: the destination's copy is aborted, then the source's migration cancelled.</summary>
+    RollBack,
+
+    /// <summary>The VM runs nowhere (its source died or let go and the destination cannot take it): fence, restart from its disk.</summary>
+    Restart,
+}
+
+/// <param name="Host">Where the VM runs (Finish) or restarts (Restart); null for a roll-back.</param>
+/// <param name="Why">The failure that led here.</param>
+public sealed record MigrationRecovery(MigrationRecoveryPlan Plan, string? Host, string Why) : IStepResult
+{
+    [JsonIgnore] public string Summary => Plan switch
+    {
+        MigrationRecoveryPlan.Finish => $"the VM runs on {Host}: finishing ({Why})",
+        MigrationRecoveryPlan.RollBack => $"rolling back, the VM stays on its source ({Why})",
+        _ => $"restarting the VM from its disk on {Host} ({Why})",
+    };
 }
 
 /// <summary>A leg replacement's decisions: which leg goes and to which disk server.</summary>
@@ -167,7 +214,11 @@ public sealed record DrainPlan(IReadOnlyList<VmDiskRef> Disks) : IStepResult
 [JsonSerializable(typeof(VmPlacement))]
 [JsonSerializable(typeof(MirrorLegs))]
 [JsonSerializable(typeof(HostDecision))]
+[JsonSerializable(typeof(IncomingCopy))]
+[JsonSerializable(typeof(TransferFigures))]
+[JsonSerializable(typeof(Handover))]
 [JsonSerializable(typeof(MigrationFigures))]
+[JsonSerializable(typeof(MigrationRecovery))]
 [JsonSerializable(typeof(LegMove))]
 [JsonSerializable(typeof(NewLeg))]
 [JsonSerializable(typeof(DrainPlan))]

@@ -1,5 +1,6 @@
 using XenAoe.Agents.Disk;
 using XenAoe.Agents.Host;
+using XenAoe.Aoe;
 using XenAoe.Control.Model;
 using XenAoe.Storage;
 
@@ -47,6 +48,47 @@ public sealed class JobServices(ControllerState state, Placement placement, IAge
             await host.StartAsync(new StartVmRequest(Definition(vm), TakeOver: takeOver, AllowDegraded: takeOver), ct).ConfigureAwait(false);
         await State.UpdateVmAsync(name, v => v with { Host = hostName, Desired = VmDesiredState.Running }, ct).ConfigureAwait(false);
         return $"running on {hostName}";
+    }
+
+    /// <summary>
+    /// The fence: both disk servers force-set every leg's reservation to <paramref name="hostName"/>'s MACs, all legs at once, so
+    /// the VM's previous host, if it was only frozen or cut off, is refused from then on. A disk server that does not answer
+    /// owes the fence (paid by the heartbeat monitor when it answers again); none answering fails the step.
+    /// </summary>
+    public async Task<string?> FenceAsync(JobContext job, VmRecord vm, string hostName)
+    {
+        var ct = job.Cancellation;
+        var host = await HostAsync(hostName, ct).ConfigureAwait(false);
+        var macs = host.StorageMacs.Select(MacAddress.Parse).ToArray();
+        if (macs.Length == 0)
+            throw new ControlException($"{hostName} reported no storage NIC MACs: cannot fence for it");
+        // Every leg at once: the disk servers are independent, and the restart waits only for the slowest.
+        var fenced = (await Task.WhenAll(vm.Disks.SelectMany(d => d.Legs).Select(leg => FenceLegAsync(job, vm, leg, macs))).ConfigureAwait(false))
+            .OfType<string>().ToList();
+        if (fenced.Count == 0)
+            throw new ControlException($"no disk server of {vm.Name} could be fenced: not restarting it, the old host might still write");
+        return $"reservations set to {hostName} ({string.Join(", ", host.StorageMacs)}) on {string.Join(", ", fenced)}";
+    }
+
+    /// <summary>The leg's reservation set to <paramref name="macs"/>; null (and the fence owed) when its disk server does not answer.</summary>
+    private async Task<string?> FenceLegAsync(JobContext job, VmRecord vm, LegRecord leg, MacAddress[] macs)
+    {
+        var ct = job.Cancellation;
+        try
+        {
+            var disk = await DiskAgentAsync(leg.DiskServer, ct).ConfigureAwait(false);
+            await disk.SetReservationAsync(leg.Volume, macs, ct).ConfigureAwait(false);
+            return $"{leg.DiskServer}:{leg.Volume}";
+        }
+        catch (Exception e) when (e is HttpRequestException or TimeoutException or StorageException)
+        {
+            // A disk server that is down cannot be fenced now: the fence is owed and paid by the heartbeat monitor the
+            // moment the server answers again; until then the new host's mirror runs without that leg.
+            await State.UpdateDiskServerAsync(leg.DiskServer, d => d.PendingFences.Any(f => f.Vm == vm.Name && f.Volume == leg.Volume) ? null
+                : d with { PendingFences = [.. d.PendingFences, new PendingFence(vm.Name, leg.Volume)] }, ct).ConfigureAwait(false);
+            await job.LogAsync($"could not fence {leg.DiskServer}:{leg.Volume} ({e.Message}); the fence is applied when {leg.DiskServer} answers again").ConfigureAwait(false);
+            return null;
+        }
     }
 
     /// <summary>Stops (or kills) the VM where the record says it runs; nothing to do when it runs nowhere.</summary>

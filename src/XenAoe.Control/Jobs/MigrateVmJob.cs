@@ -17,7 +17,6 @@ public sealed class MigrateVmJob(JobServices jobs) : Job<MigrateVmParameters>(Jo
                 throw new ControlException($"{vm.Name} already runs on {to}", 409);
             return new HostDecision(to, from);
         }).ConfigureAwait(false);
-        await job.StepAsync("migrate", Json.MigrationFigures, () => new LiveMigration(jobs).RunAsync(job.Target, route.From!, route.Host, ct)).ConfigureAwait(false);
-        return $"{job.Target} migrated to {route.Host}";
+        return await new LiveMigration(jobs, job, job.Target, route.From!, route.Host).RunAsync().ConfigureAwait(false);
     }
 }

@@ -173,6 +173,7 @@ public sealed class JobFaultTests
             var vm = await world.State.VmAsync(JobWorld.Vm, default);
             var running = world.Agents.HostsRunning(JobWorld.Vm).Where(h => !world.Agents.Hosts.Single(x => x.Name == h).Dead).ToList();
             Assert.True(running.Count <= 1, $"{what}: runs on {string.Join(", ", running)}");
+            Assert.True(world.Agents.SplitBrains.IsEmpty, $"{what}: {string.Join("; ", world.Agents.SplitBrains)}");
             // A VM recorded on a dead host awaits its failover (the README's `xenaoe vm failover`): not running is right there.
             if (vm is { Desired: VmDesiredState.Running, Host: { } host } && !world.Agents.Hosts.Single(h => h.Name == host).Dead)
                 Assert.True(running.SequenceEqual([host]), $"{what}: recorded on {host}, runs on [{string.Join(", ", running)}]");
