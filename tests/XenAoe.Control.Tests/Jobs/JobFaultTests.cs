@@ -1,3 +1,4 @@
+using System.Text.Json;
 using XenAoe.Agents.Host;
 using XenAoe.Control.Jobs;
 using XenAoe.Control.Model;
@@ -187,6 +188,52 @@ public sealed class JobFaultTests
             Assert.True(job.State == JobState.Succeeded, what);
             scenario.Done(world, vm, job);
         }
+    }
+
+    [Fact]
+    public async Task A_migration_whose_source_dies_at_any_call_ends_with_the_vm_on_the_destination_holding_its_disks_and_never_on_two_hosts()
+    {
+        var migrate = Scenarios.Single(s => s.Name == "vm-migrate");
+        var calls = await CallsOfACleanRunAsync(migrate);
+        for (var n = 1; n <= calls; n++)
+        {
+            await using var world = await JobWorld.CreateAsync();
+            var submitted = await migrate.Submit(world);
+            var first = world.Agents.CallCount;
+            var source = world.Agents.Hosts.Single(h => h.Name == "cpu1");
+            AgentCall? struck = null;
+            world.Agents.Fault = (call, timing) =>
+            {
+                if (call.Number != first + n || timing != FaultTiming.Before)
+                    return;
+                struck = call;
+                // kill -9 of the source, and the heartbeat monitor's verdict on it.
+                source.Dead = true;
+                world.State.UpdateHostAsync("cpu1", h => h with { State = HostState.Dead }, default).GetAwaiter().GetResult();
+            };
+            var job = await world.RunAsync(submitted.Id);
+            var what = $"cpu1 dead from call {n} of {calls} ({struck}): job {job.State}, {job.Error}; steps {string.Join(", ", job.Steps.Select(s => $"{s.Name} {s.State}"))}";
+            Assert.True(job.State == JobState.Succeeded, what);
+            var vm = (await world.State.VmAsync(JobWorld.Vm, default))!;
+            Assert.Equal("cpu2", vm.Host);
+            Assert.Equal(["cpu2"], world.Agents.HostsRunning(JobWorld.Vm).Where(h => h != "cpu1"));
+            Assert.True(world.Agents.SplitBrains.IsEmpty, $"{what}: {string.Join("; ", world.Agents.SplitBrains)}");
+            var cpu2 = world.Agents.Hosts.Single(h => h.Name == "cpu2");
+            Assert.All(vm.Disks[0].Legs, l => Assert.Equal([cpu2.Mac], world.Agents.Volume(l.Address)!.Value.Volume.Reservation));
+        }
+    }
+
+    [Fact]
+    public async Task A_migration_records_each_step_with_its_result_and_its_figures_on_the_activation()
+    {
+        await using var world = await JobWorld.CreateAsync();
+        await world.AddVmAsync("cpu1");
+        var job = await world.RunAsync((await world.State.SubmitJobAsync(JobKinds.VmMigrate, JobWorld.Vm, new MigrateVmParameters("cpu2"), default)).Id);
+        Assert.Equal(["place", "prepare cpu2", "transfer", "hand over from cpu1", "activate on cpu2", "record on cpu2"], job.Steps.Select(s => s.Name));
+        var figures = job.Steps.Single(s => s.Name == "activate on cpu2").Result!.Value.Deserialize(JobJsonContext.Default.MigrationFigures)!;
+        Assert.Equal(1000, figures.TotalMs);
+        Assert.Equal(50, figures.DowntimeMs);
+        Assert.True(figures.HandoverMs >= 0, $"hand-over {figures.HandoverMs} ms");
     }
 
     private static async Task<int> CallsOfACleanRunAsync(Scenario scenario)
