@@ -40,9 +40,13 @@ python3 - "$state" "$up_seconds" <<'PY'
 import json, re, statistics, sys
 state, up = sys.argv[1], float(sys.argv[2])
 boot = re.search(r"vm1 answers at .* ([0-9.]+) s after start", open(f"{state}/up.log").read())
-# Each line is the migration job as `xenaoe vm migrate --json` prints it; the figures are its parameters.
+# Each line is the migration job as `xenaoe vm migrate --json` prints it; the figures are the result of its "activate on cpuN"
+# step (the transfer's total and downtime as QEMU reported them, and the disk hand-over).
 jobs = [json.loads(l) for l in open(f"{state}/migrations.jsonl")]
-reports = [{**{k: float(v) for k, v in j["parameters"].items() if k.endswith("Ms")}, "state": j["state"]} for j in jobs]
+def figures(job):
+    step = next((s for s in job["steps"] if s["name"].startswith("activate on ") and s.get("result")), None)
+    return {k: float(v) for k, v in step["result"].items() if k.endswith("Ms") and v is not None} if step else {}
+reports = [{**figures(j), "state": j["state"]} for j in jobs]
 http = open(f"{state}/http.log").read().split()
 def row(name, key):
     values = [r[key] for r in reports if r.get(key)]
