@@ -14,7 +14,8 @@ namespace XenAoe.Agents.Host;
 /// <see cref="ActivateIncomingAsync"/> then force-sets the reservations to itself alone (the source is fenced from then on) and
 /// assembles the mirrors, and the guest's waiting I/O proceeds. A migration given up before the hand-over is undone in the
 /// other order: <see cref="AbortIncomingAsync"/> on the destination first, then <see cref="CancelMigrationAsync"/> here, so the
-/// VM never runs on both.
+/// VM never runs on both. Once a step that changes where the VM runs has begun, it runs to its end even if the caller goes away
+/// (a controller that dies mid-call): only the wait for the VM's gate follows the request's cancellation.
 /// </summary>
 public sealed partial class VmManager
 {
@@ -32,7 +33,7 @@ public sealed partial class VmManager
             if (vm.Role != VmRole.Running)
                 throw HostException.Conflict($"VM '{name}' is {vm.Role.ToString().ToLowerInvariant()}");
             var options = request.DowntimeLimitMs is { } limit ? new MigrationOptions { DowntimeLimit = TimeSpan.FromMilliseconds(limit) } : null;
-            await _driver.MigrateAsync(name, request.MigrationUri, options, ct).ConfigureAwait(false);
+            await _driver.MigrateAsync(name, request.MigrationUri, options, CancellationToken.None).ConfigureAwait(false);
             vm.Role = VmRole.Migrating;
             vm.Migration = new MigrationReport(request.MigrationUri, MigrationPhase.Transferring, null, null, null, null, null, null);
             Log.Migration(_log, name, "started", request.MigrationUri);
@@ -60,7 +61,7 @@ public sealed partial class VmManager
             if (vm.Role != VmRole.Migrating)
                 throw HostException.Conflict($"VM '{name}' is {vm.Role.ToString().ToLowerInvariant()}, not migrating: nothing to hand over");
             var clock = Stopwatch.StartNew();
-            await _driver.FinalizeSourceAsync(name, succeeded: true, ct).ConfigureAwait(false);
+            await _driver.FinalizeSourceAsync(name, succeeded: true, CancellationToken.None).ConfigureAwait(false);
             var quit = clock.Elapsed;
             await TearDownAsync(vm).ConfigureAwait(false);
             _vms.TryRemove(name, out _);
@@ -85,8 +86,8 @@ public sealed partial class VmManager
         {
             if (vm.Role != VmRole.Migrating)
                 return;
-            var report = await RefreshMigrationAsync(vm, ct).ConfigureAwait(false);
-            await _driver.FinalizeSourceAsync(name, succeeded: false, ct).ConfigureAwait(false);
+            var report = await RefreshMigrationAsync(vm, CancellationToken.None).ConfigureAwait(false);
+            await _driver.FinalizeSourceAsync(name, succeeded: false, CancellationToken.None).ConfigureAwait(false);
             vm.Role = VmRole.Running;
             vm.Migration = report! with { Phase = MigrationPhase.Failed, Error = report.Error ?? "cancelled" };
             Log.Migration(_log, name, "cancelled", vm.Migration.Error!);
@@ -201,7 +202,7 @@ public sealed partial class VmManager
             {
                 try
                 {
-                    disk.Path = await disk.Standby!.ActivateAsync(ct).ConfigureAwait(false);
+                    disk.Path = await disk.Standby!.ActivateAsync(CancellationToken.None).ConfigureAwait(false);
                     disk.Standby = null;
                     disk.Pending!.Activate(disk.Path.Mirror);
                 }
@@ -212,7 +213,7 @@ public sealed partial class VmManager
                 }
             }
             var assembled = clock.Elapsed;
-            await _driver.FinalizeDestinationAsync(name, succeeded: true, ct).ConfigureAwait(false);
+            await _driver.FinalizeDestinationAsync(name, succeeded: true, CancellationToken.None).ConfigureAwait(false);
             vm.Role = VmRole.Running;
             vm.IncomingUri = null;
             Log.Migration(_log, name, "arrived", $"disks assembled in {assembled.TotalMilliseconds:0} ms, VM running after {clock.Elapsed.TotalMilliseconds:0} ms");
@@ -238,7 +239,7 @@ public sealed partial class VmManager
                 return;
             if (vm.Role != VmRole.Incoming)
                 throw HostException.Conflict($"VM '{name}' runs here: not an incoming migration to abort");
-            await _driver.FinalizeDestinationAsync(name, succeeded: false, ct).ConfigureAwait(false);
+            await _driver.FinalizeDestinationAsync(name, succeeded: false, CancellationToken.None).ConfigureAwait(false);
             await TearDownAsync(vm).ConfigureAwait(false);
             _vms.TryRemove(name, out _);
             Log.Migration(_log, name, "aborted", "incoming VM removed");
