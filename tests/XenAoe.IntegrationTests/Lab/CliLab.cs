@@ -126,6 +126,43 @@ internal sealed class CliLab : IAsyncDisposable
         return status.RootElement.GetProperty("processes").EnumerateArray().Single(p => p.GetProperty("name").GetString() == name).GetProperty("pid").GetInt32();
     }
 
+    /// <summary>Signals every process in a lab server's namespace; returns their pids.</summary>
+    public int[] SignalNamespace(string server, int signal)
+    {
+        var pids = PidsIn(server);
+        Assert.NotEmpty(pids);
+        foreach (var pid in pids)
+            XenAoe.Os.Signal.Send(pid, signal);
+        return pids;
+    }
+
+    /// <summary>The QEMU processes of <paramref name="vm"/> in a lab server's namespace (by their <c>-name</c>).</summary>
+    public int QemusOf(string server, string vm) => PidsIn(server).Count(pid =>
+    {
+        try
+        {
+            var argv = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0');
+            return argv[0].Contains("qemu", StringComparison.Ordinal) && argv.Zip(argv.Skip(1)).Any(a => a.First == "-name" && a.Second.StartsWith($"guest={vm},", StringComparison.Ordinal));
+        }
+        catch (IOException)
+        {
+            // Exited meanwhile.
+            return false;
+        }
+    });
+
+    /// <summary>The lab's controllers (or the one at <paramref name="url"/>) as the CLI reaches them, inside the admin namespace; a short timeout for tight polling.</summary>
+    public XenAoe.Control.Api.ControllerClient Controllers(string? url = null)
+    {
+        var file = XenAoe.Lab.Cluster.LabControllers.FileIn(State);
+        var lab = JsonSerializer.Deserialize(File.ReadAllText(file), XenAoe.Lab.Cluster.LabControllersJsonContext.Default.LabControllers)!;
+        return new XenAoe.Control.Api.ControllerClient(url is null ? lab.Urls : [url], File.ReadAllText(lab.TokenFile).Trim(), TimeSpan.FromSeconds(5), lab.Namespace);
+    }
+
+    private int[] PidsIn(string server) =>
+        Command.RunAsync("ip", "netns", "pids", $"{Prefix}-{server}").GetAwaiter().GetResult().EnsureSuccess().StdOut
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
+
     public async ValueTask DisposeAsync()
     {
         _http.Dispose();

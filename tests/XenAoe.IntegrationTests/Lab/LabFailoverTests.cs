@@ -26,7 +26,7 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
         await _lab.UpAsync(output);
         var before = await _lab.CounterAfterAsync(3);
         var clock = Stopwatch.StartNew();
-        KillNamespace("cpu1", XenAoe.Os.Signal.Kill);
+        _lab.SignalNamespace("cpu1", XenAoe.Os.Signal.Kill);
         var after = await WaitForVmOnAsync("cpu2", before);
         output.WriteLine($"kill -9 of cpu1 to vm1 answering on cpu2: {clock.Elapsed.TotalSeconds:0.0} s (counter {before} -> {after})");
         Assert.True(after >= before, $"the counter went back from {before} to {after}");
@@ -40,7 +40,7 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
         var before = await _lab.CounterAfterAsync(3);
         var refusedBefore = await ReservedRefusalsAsync();
         var clock = Stopwatch.StartNew();
-        var frozen = KillNamespace("cpu1", XenAoe.Os.Signal.Stop);
+        var frozen = _lab.SignalNamespace("cpu1", XenAoe.Os.Signal.Stop);
         var after = await WaitForVmOnAsync("cpu2", before);
         output.WriteLine($"SIGSTOP of cpu1 to vm1 answering on cpu2: {clock.Elapsed.TotalSeconds:0.0} s (counter {before} -> {after})");
 
@@ -64,7 +64,7 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
         await _lab.UpAsync(output);
         var before = await _lab.CounterAfterAsync(3);
         Assert.True(XenAoe.Os.Signal.Send(await _lab.DaemonPidAsync("disk2"), XenAoe.Os.Signal.Kill), "disk2's daemon was running");
-        KillNamespace("cpu1", XenAoe.Os.Signal.Kill);
+        _lab.SignalNamespace("cpu1", XenAoe.Os.Signal.Kill);
         await WaitForVmOnAsync("cpu2", before);
         using (var jobs = JsonDocument.Parse((await _lab.CliAsync("job", "list", "--json")).EnsureSuccess().StdOut))
         {
@@ -162,17 +162,6 @@ public sealed class LabFailoverTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal("Succeeded", failover.GetProperty("state").GetString());
         var steps = failover.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("name").GetString()).ToList();
         Assert.Equal(["place", "fence", "start"], steps);
-    }
-
-    /// <summary>Signals every process in a lab server's namespace; returns their pids.</summary>
-    private int[] KillNamespace(string server, int signal)
-    {
-        var pids = Command.RunAsync("ip", "netns", "pids", $"{_lab.Prefix}-{server}").GetAwaiter().GetResult().EnsureSuccess().StdOut
-            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
-        Assert.NotEmpty(pids);
-        foreach (var pid in pids)
-            XenAoe.Os.Signal.Send(pid, signal);
-        return pids;
     }
 
     private async Task<long> ReservedRefusalsAsync()
