@@ -141,15 +141,15 @@ public sealed partial class VmManager
             throw new HostException("diskSizes must give one positive, sector-aligned size per disk");
         var address = _options.Listen?.Address
             ?? throw new HostException($"{_options.Name} has no management address (--listen) to receive migrations on", 409);
+        // Gated before anyone can see it (a repeated prepare or an abort waits for this one to end), and never left behind: a
+        // request cancelled here must not leave an incoming copy that nothing prepared.
         var vm = new HostedVm(definition, VmRole.Incoming);
+        vm.Gate.Wait(CancellationToken.None);
         if (!_vms.TryAdd(definition.Name, vm))
         {
-            if (_vms.TryGetValue(definition.Name, out var existing) && existing is { Role: VmRole.Incoming, IncomingUri: { } waiting }
-                && existing.Definition.Uuid == definition.Uuid)
-                return new IncomingVmResponse(waiting);
-            throw HostException.Conflict($"VM '{definition.Name}' already exists on {_options.Name}");
+            vm.Gate.Release();
+            return await RepeatedPrepareAsync(definition, ct).ConfigureAwait(false);
         }
-        await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
             for (var i = 0; i < definition.Disks.Count; i++)
@@ -181,6 +181,25 @@ public sealed partial class VmManager
         {
             vm.Gate.Release();
         }
+    }
+
+    /// <summary>The address of the incoming copy an earlier prepare of the same VM made, once that prepare has ended.</summary>
+    private async Task<IncomingVmResponse> RepeatedPrepareAsync(VmDefinition definition, CancellationToken ct)
+    {
+        if (!_vms.TryGetValue(definition.Name, out var existing) || existing.Role != VmRole.Incoming || existing.Definition.Uuid != definition.Uuid)
+            throw HostException.Conflict($"VM '{definition.Name}' already exists on {_options.Name}");
+        await existing.Gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (_vms.TryGetValue(definition.Name, out var now) && now == existing && existing.IncomingUri is { } waiting)
+                return new IncomingVmResponse(waiting);
+        }
+        finally
+        {
+            existing.Gate.Release();
+        }
+        // The earlier prepare failed (and gave everything back) while this one waited: the caller's retry starts afresh.
+        throw new HostException($"VM '{definition.Name}': an earlier prepare of its incoming copy failed meanwhile; prepare again", 503);
     }
 
     /// <summary>
@@ -239,7 +258,9 @@ public sealed partial class VmManager
                 return;
             if (vm.Role != VmRole.Incoming)
                 throw HostException.Conflict($"VM '{name}' runs here: not an incoming migration to abort");
-            await _driver.FinalizeDestinationAsync(name, succeeded: false, CancellationToken.None).ConfigureAwait(false);
+            // A prepare that failed before its hypervisor started leaves none to end.
+            if (await _driver.InfoAsync(name, CancellationToken.None).ConfigureAwait(false) is not null)
+                await _driver.FinalizeDestinationAsync(name, succeeded: false, CancellationToken.None).ConfigureAwait(false);
             await TearDownAsync(vm).ConfigureAwait(false);
             _vms.TryRemove(name, out _);
             Log.Migration(_log, name, "aborted", "incoming VM removed");

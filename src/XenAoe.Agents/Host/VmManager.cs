@@ -62,10 +62,14 @@ public sealed partial class VmManager : IAsyncDisposable
     {
         var definition = request.Vm;
         Check(definition);
+        // Gated before anyone can see it, and never left behind: a request cancelled here must not leave a VM nobody starts.
         var vm = new HostedVm(definition, VmRole.Running);
+        vm.Gate.Wait(CancellationToken.None);
         if (!_vms.TryAdd(definition.Name, vm))
+        {
+            vm.Gate.Release();
             throw HostException.Conflict($"VM '{definition.Name}' already exists on {_options.Name}");
-        await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
+        }
         try
         {
             foreach (var disk in definition.Disks)
