@@ -130,7 +130,10 @@ public sealed class LabMigrationTests(ITestOutputHelper output) : IAsyncLifetime
 
     private static bool Began(JobRecord job, string prefix) => job.Steps.Any(s => s.Name.StartsWith(prefix, StringComparison.Ordinal));
 
-    /// <summary>Polls the job every 10 ms (through whichever controller answers) until <paramref name="done"/> holds: steps of a few tens of milliseconds are seen.</summary>
+    /// <summary>
+    /// Polls the job (through whichever controller answers) until <paramref name="done"/> holds, pausing 1 ms between answers: the
+    /// record step lasts a few tens of milliseconds.
+    /// </summary>
     private static async Task<JobRecord> PollJobAsync(ControllerClient controllers, string id, Func<JobRecord, bool> done, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();
@@ -149,7 +152,7 @@ public sealed class LabMigrationTests(ITestOutputHelper output) : IAsyncLifetime
                 // A controller just killed, or a standby not yet leading: ask again.
                 last = e;
             }
-            await Task.Delay(TimeSpan.FromMilliseconds(10));
+            await Task.Delay(TimeSpan.FromMilliseconds(1));
         }
         throw new TimeoutException($"job {id} did not get on within {timeout.TotalSeconds:0} s; last seen {job?.State} " +
             $"[{string.Join(", ", job?.Steps.Select(s => $"{s.Name} {s.State}") ?? [])}]; last error {last?.Message}");
