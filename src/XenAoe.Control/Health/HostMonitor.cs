@@ -150,8 +150,9 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
             }
             catch (ControlException e)
             {
-                // The VM is busy with another job (a migration that lost its host, say): that job fails on its own, and the
-                // operator restarts the VM with `xenaoe vm failover` (the log says so).
+                // The VM is busy with another job. A live migration whose source this was restarts the VM itself, from its
+                // disk after the fence; another job fails on its own, and the operator restarts the VM with `xenaoe vm
+                // failover` (the log says so).
                 Log.FailoverDeferred(log, vm.Name, e.Message);
             }
         }
