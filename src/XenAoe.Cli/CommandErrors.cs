@@ -1,3 +1,4 @@
+using XenAoe.Agents.Configuration;
 using XenAoe.Agents.Host;
 using XenAoe.Control;
 using XenAoe.Mirror;
@@ -16,7 +17,7 @@ internal static class CommandErrors
             return 0;
         }
         catch (Exception e) when (e is StorageException or MirrorAssemblyException or ArgumentException or FormatException or IOException
-            or TimeoutException or UnauthorizedAccessException or HostException or HttpRequestException or ControlException)
+            or TimeoutException or UnauthorizedAccessException or HostException or HttpRequestException or ControlException or ConfigException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;

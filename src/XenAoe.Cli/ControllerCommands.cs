@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Net;
 using System.Text.Json;
 using XenAoe.Control;
 using XenAoe.Control.Api;
@@ -15,32 +14,9 @@ internal static class ControllerCommands
 
     public static Command Controller()
     {
-        var name = new Option<string>("--name") { Description = "This controller's name (its candidate id when several share an etcd store)", DefaultValueFactory = _ => Environment.MachineName };
-        var store = new Option<string>("--store") { Description = "sqlite:PATH (one controller) or etcd:URL,URL,URL (several, one leads)", DefaultValueFactory = _ => new ControllerOptions().Store };
-        var listen = new Option<string[]>("--listen") { Description = "Address:port for the REST API and dashboard (repeat)", DefaultValueFactory = _ => ["127.0.0.1:7400"] };
-        var token = new Option<string>("--token-file") { Description = "API token file (created with a random token if missing)", DefaultValueFactory = _ => new ControllerOptions().TokenFile };
-        var defaults = new ControllerOptions();
-        var heartbeat = new Option<double>("--heartbeat-interval") { Description = "Seconds between the leader's status requests to every CPU and disk server", DefaultValueFactory = _ => defaults.HeartbeatInterval.TotalSeconds };
-        var heartbeatTimeout = new Option<double>("--heartbeat-timeout") { Description = "Seconds a status request may take before it counts as unanswered", DefaultValueFactory = _ => defaults.HeartbeatTimeout.TotalSeconds };
-        var deadAfter = new Option<double>("--dead-after") { Description = "Seconds without a heartbeat before a CPU server is declared dead, fenced and its VMs restarted", DefaultValueFactory = _ => defaults.DeadAfter.TotalSeconds };
-        var keepJobs = new Option<int>("--keep-jobs") { Description = "Finished jobs kept in the history (the newest); older ones are pruned", DefaultValueFactory = _ => defaults.KeepJobs };
-        var keepJobsDays = new Option<double>("--keep-jobs-days") { Description = "Days a finished job is kept at most", DefaultValueFactory = _ => defaults.KeepJobsFor.TotalDays };
-        var serve = new Command("serve", "Run a controller: REST API and dashboard; the leader also runs jobs and heartbeats")
-        {
-            name, store, listen, token, heartbeat, heartbeatTimeout, deadAfter, keepJobs, keepJobsDays,
-        };
-        serve.SetAction((parse, ct) => CommandErrors.Guard(() => ControllerDaemon.RunAsync(new ControllerOptions
-        {
-            Name = parse.GetValue(name)!,
-            Store = parse.GetValue(store)!,
-            Listen = [.. parse.GetValue(listen)!.Select(IPEndPoint.Parse)],
-            TokenFile = parse.GetValue(token)!,
-            HeartbeatInterval = TimeSpan.FromSeconds(parse.GetValue(heartbeat)),
-            HeartbeatTimeout = TimeSpan.FromSeconds(parse.GetValue(heartbeatTimeout)),
-            DeadAfter = TimeSpan.FromSeconds(parse.GetValue(deadAfter)),
-            KeepJobs = parse.GetValue(keepJobs),
-            KeepJobsFor = TimeSpan.FromDays(parse.GetValue(keepJobsDays)),
-        }, ct)));
+        var serve = new Command("serve", "Run a controller: REST API and dashboard; the leader also runs jobs and heartbeats (settings: /etc/xenaoe/controller.conf, XENAOE_*, flags)");
+        var flags = new DaemonFlags(serve, ControllerOptions.Schema);
+        serve.SetAction((parse, ct) => CommandErrors.Guard(() => ControllerDaemon.RunAsync(ControllerOptions.From(flags.Load(parse)), ct)));
         var status = new Command("status", "Which controller leads, and the store") { ControllerConnection.Urls, ControllerConnection.Token, Json };
         status.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {

@@ -1,10 +1,8 @@
 using System.CommandLine;
 using System.Text.Json;
-using XenAoe.Agents;
 using XenAoe.Agents.Disk;
 using XenAoe.Aoe;
 using XenAoe.Storage;
-using XenAoe.Target;
 
 namespace XenAoe.Cli;
 
@@ -44,28 +42,9 @@ internal static class DiskCommands
 
     private static Command Serve()
     {
-        var interfaces = new Option<string[]>("--interface", "-i") { Description = "Storage NIC to serve on (repeat for each)", Required = true, AllowMultipleArgumentsPerToken = false };
-        var buffers = new Option<ushort>("--buffers") { Description = "Outstanding frames advertised to initiators (really queued)", DefaultValueFactory = _ => 128 };
-        var workers = new Option<int>("--workers") { Description = "Receive threads per NIC (default: 2, or 1 on a single usable CPU)", DefaultValueFactory = _ => new TargetOptions().WorkersPerInterface };
-        var batch = new Option<int>("--batch") { Description = "Frames per recvmmsg/sendmmsg", DefaultValueFactory = _ => 32 };
-        var spin = new Option<int>("--spin-us") { Description = "Microseconds a worker polls for the next frame after a batch before sleeping (0: never poll)", DefaultValueFactory = _ => 50 };
-        var listen = new Option<string>("--listen") { Description = "Management address:port for the API (the controller fences through it), e.g. 10.77.0.11:7200" };
-        var token = new Option<string>("--token-file") { Description = "The cluster's API token (needed with --listen; created if missing)" };
-        var command = new Command("serve", "Run the disk server in the foreground until SIGINT/SIGTERM") { Pool, interfaces, buffers, workers, batch, spin, listen, token };
-        command.SetAction((parse, ct) => CommandErrors.Guard(() => DiskDaemon.RunAsync(new DiskServerOptions
-        {
-            PoolDirectory = parse.GetValue(Pool)!,
-            Interfaces = parse.GetValue(interfaces)!,
-            Listen = parse.GetValue(listen) is { } address ? System.Net.IPEndPoint.Parse(address) : null,
-            Token = parse.GetValue(token) is { } file ? ApiToken.ReadOrCreate(file) : null,
-            Target = new TargetOptions
-            {
-                BufferCount = parse.GetValue(buffers),
-                WorkersPerInterface = parse.GetValue(workers),
-                BatchSize = parse.GetValue(batch),
-                SpinAfterBusy = TimeSpan.FromMicroseconds(parse.GetValue(spin)),
-            },
-        }, ct)));
+        var command = new Command("serve", "Run the disk server in the foreground until SIGINT/SIGTERM (settings: /etc/xenaoe/disk.conf, XENAOE_*, flags)");
+        var flags = new DaemonFlags(command, DiskServerOptions.Schema);
+        command.SetAction((parse, ct) => CommandErrors.Guard(() => DiskDaemon.RunAsync(DiskServerOptions.From(flags.Load(parse)), ct)));
         return command;
     }
 

@@ -1,9 +1,48 @@
+using XenAoe.Agents.Configuration;
 using XenAoe.Target;
 
 namespace XenAoe.Agents.Disk;
 
 public sealed class DiskServerOptions
 {
+    /// <summary>The keys of <c>/etc/xenaoe/disk.conf</c> (and of <c>xenaoe disk serve</c>'s flags).</summary>
+    public static readonly ConfigSchema Schema = new("disk",
+    [
+        new("pool", "/var/lib/xenaoe/pool", "Storage pool directory: volume images and their metadata (created if missing). Never deleted by the package, even on purge.", Alias: "-p"),
+        new("interfaces", "", "Storage NICs to serve on (required); a target answers on every one, which is how initiators find several paths.", Multiple: true, Alias: "-i"),
+        new("storage_mtu", "1500", "The MTU the storage network is built for (1500-65535); the server refuses to start when a storage NIC's MTU is lower (9000 on jumbo-frame switches)."),
+        new("listen", "", "Management address:port of the API (the controller fences and creates volumes through it), e.g. 10.0.0.11:7200; unset: the local unix socket only."),
+        new("token_file", "", "The cluster's API token file, required with listen (created with a random token if missing)."),
+        new("buffers", "128", "Outstanding frames advertised to initiators (1-65535); really queued."),
+        new("workers", "2", "Receive threads per NIC (1-64); 1 on a machine with a single usable CPU."),
+        new("batch", "32", "Frames per recvmmsg/sendmmsg (1-1024)."),
+        new("spin_us", "50", "Microseconds a worker polls for the next frame after a batch before sleeping (0-10000; 0: never poll, for shared cores)."),
+    ]);
+
+    /// <exception cref="ConfigException">A value is malformed, out of range, or names a NIC this machine lacks.</exception>
+    public static DiskServerOptions From(DaemonSettings settings)
+    {
+        var defaults = new TargetOptions();
+        var listen = settings.Endpoint("listen");
+        var tokenFile = settings.String("token_file");
+        if (listen is not null && tokenFile is null)
+            throw settings.Error("listen", "needs token_file: the API creates, deletes and fences volumes, so it is never open on the network without a token");
+        return new DiskServerOptions
+        {
+            PoolDirectory = settings.String("pool", "/var/lib/xenaoe/pool"),
+            Interfaces = settings.Interfaces("interfaces", settings.Int("storage_mtu", 1500, 1500, 65535)),
+            Listen = listen,
+            Token = tokenFile is null ? null : ApiToken.ReadOrCreate(tokenFile),
+            Target = new TargetOptions
+            {
+                BufferCount = (ushort)settings.Int("buffers", defaults.BufferCount, 1, ushort.MaxValue),
+                WorkersPerInterface = settings.Int("workers", defaults.WorkersPerInterface, 1, 64),
+                BatchSize = settings.Int("batch", defaults.BatchSize, 1, 1024),
+                SpinAfterBusy = TimeSpan.FromMicroseconds(settings.Int("spin_us", (int)defaults.SpinAfterBusy.TotalMicroseconds, 0, 10_000)),
+            },
+        };
+    }
+
     /// <summary>Directory of the storage pool (created if missing).</summary>
     public required string PoolDirectory { get; init; }
 
