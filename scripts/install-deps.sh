@@ -4,6 +4,7 @@ set -euo pipefail
 
 packages=(
   iproute2 kmod cpio gcc make           # namespaces, initramfs packing, the C load generator
+  lintian mmdebstrap                    # scripts/package.sh checks the .deb; package tests install it into a throwaway root
   iputils-ping                          # the lab's jumbo-frame check (ping -M do)
   curl                                  # the demo and lab benchmark read the VM counter over HTTP
   vblade aoetools                       # reference AoE target and userland clients

@@ -12,5 +12,6 @@ var root = new RootCommand("XenAoE: a private cloud on commodity machines, with 
     ControllerCommands.Controller(),
     ControllerCommands.Jobs(),
     ControllerCommands.Capacity(),
+    ConfigCommands.Build(),
 };
 return await root.Parse(args).InvokeAsync();
