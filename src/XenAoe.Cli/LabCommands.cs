@@ -170,7 +170,7 @@ internal static class LabCommands
     {
         var process = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which program this is");
         return Path.GetFileNameWithoutExtension(process) == "dotnet"
-            ? new(process, [typeof(LabCommands).Assembly.Location])
+            ? new(process, [Path.Combine(AppContext.BaseDirectory, typeof(LabCommands).Assembly.GetName().Name + ".dll")])
             : new(process, []);
     }
 }
