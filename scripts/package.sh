@@ -20,7 +20,7 @@ dotnet publish src/XenAoe.Cli -c Release -r linux-x64 --self-contained -p:Publis
 install -d "$root/usr/lib/xenaoe" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/xenaoe" "$root/usr/share/doc/xenaoe" "$root/DEBIAN"
 install -m 0755 "$publish/xenaoe" "$root/usr/lib/xenaoe/xenaoe"
 for lib in "$publish"/*.so; do
-  [[ -e $lib ]] && install -m 0644 "$lib" "$root/usr/lib/xenaoe/"
+  [[ -e $lib ]] && install -m 0644 "$lib" "$root/usr/lib/xenaoe/" && strip --strip-unneeded "$root/usr/lib/xenaoe/${lib##*/}"
 done
 ln -s ../lib/xenaoe/xenaoe "$root/usr/bin/xenaoe"
 install -m 0644 packaging/systemd/*.service "$root/lib/systemd/system/"
