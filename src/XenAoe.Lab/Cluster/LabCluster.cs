@@ -246,9 +246,13 @@ public sealed class LabCluster(LabPlan plan, TextWriter log, LabCluster.Program 
 
     private Task StartDaemonAsync(LabServer server, string[] args, CancellationToken ct) => StartDaemonAsync(server.Name, plan.NamespaceOf(server), args, ct);
 
+    /// <summary>
+    /// Starts a daemon with an empty configuration file: the lab's flags say everything, and a machine's own
+    /// <c>/etc/xenaoe/ROLE.conf</c> (the package installed beside the demo) must not change the lab's daemons.
+    /// </summary>
     private async Task StartDaemonAsync(string name, string ns, string[] args, CancellationToken ct)
     {
-        var entry = await _processes.StartAsync(ns, name, xenaoe.File, [.. xenaoe.Prefix, .. args], ct: ct);
+        var entry = await _processes.StartAsync(ns, name, xenaoe.File, [.. xenaoe.Prefix, .. args, "--config", "/dev/null"], ct: ct);
         Detail($"pid {entry.Pid}, log {entry.LogFile}");
     }
 
