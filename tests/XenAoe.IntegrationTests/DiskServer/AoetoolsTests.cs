@@ -113,7 +113,7 @@ public sealed class AoetoolsTests
         await disk.CreateVolumeAsync("vm1", "e1.0", "8M");
         var refused = await DiskServerHost.CliAsync("disk", "serve", "--pool", disk.Pool, "-i", "eth0", "--listen", "127.0.0.1:7200");
         Assert.Equal(1, refused.ExitCode);
-        Assert.Contains("--listen needs --token-file", refused.StdErr, StringComparison.Ordinal);
+        Assert.Contains("key 'listen': needs token_file", refused.StdErr, StringComparison.Ordinal);
 
         var tokenFile = Path.Combine(disk.Pool, "token");
         await disk.StartAsync("--listen", "127.0.0.1:7200", "--token-file", tokenFile);
