@@ -227,7 +227,7 @@ public sealed class FakeHost(FakeAgents cluster, string name, string apiUrl, str
     public Task<HandoverResponse> HandOverAsync(string name, CancellationToken ct = default) => Call("handover", name, () =>
     {
         if (!_vms.TryGetValue(name, out var v))
-            throw HostException.NotFound(name);
+            return new HandoverResponse(null, null);
         if (v.Role != VmRole.Migrating || _migrations[name].Phase != MigrationPhase.Transferred)
             throw HostException.Conflict($"VM '{name}' has not finished a transfer: nothing to hand over");
         _vms.Remove(name);

@@ -32,8 +32,8 @@ public sealed record StopVmRequest(double? GracefulSeconds = null);
 /// <param name="MigrationUri">The destination's <see cref="IncomingVmResponse.MigrationUri"/>.</param>
 public sealed record StartMigrationRequest(string MigrationUri, double? DowntimeLimitMs = null);
 
-/// <summary>Source, after the hand-over: how long ending the paused copy and closing its mirrors took (milliseconds).</summary>
-public sealed record HandoverResponse(double QuitMs, double ClosedMs);
+/// <summary>Source, after the hand-over: how long ending the paused copy and closing its mirrors took (milliseconds); both null when the source held no copy any more.</summary>
+public sealed record HandoverResponse(double? QuitMs, double? ClosedMs);
 
 /// <summary>What a migration destination needs: the VM and its disks' sizes (the NBD exports exist before the mirrors are assembled).</summary>
 public sealed record IncomingVmRequest(VmDefinition Vm, IReadOnlyList<long> DiskSizes);

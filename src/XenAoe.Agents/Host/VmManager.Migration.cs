@@ -22,8 +22,7 @@ public sealed partial class VmManager
     /// <summary>Source: starts sending <paramref name="name"/> to <see cref="StartMigrationRequest.MigrationUri"/>; repeated, reports the one under way.</summary>
     public async Task<MigrationReport> StartMigrationAsync(string name, StartMigrationRequest request, CancellationToken ct)
     {
-        var vm = Find(name);
-        await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
+        var vm = await EnterAsync(name, ct).ConfigureAwait(false);
         try
         {
             if (vm.Role == VmRole.Migrating && vm.Migration?.MigrationUri == request.MigrationUri)
@@ -50,12 +49,13 @@ public sealed partial class VmManager
 
     /// <summary>
     /// Source, once the transfer is complete: ends the paused copy, closes the mirrors cleanly and forgets the VM. The hypervisor
-    /// refuses unless it reports the transfer complete (otherwise the VM would run nowhere).
+    /// refuses unless it reports the transfer complete (otherwise the VM would run nowhere). Repeated once the VM is gone (a
+    /// controller resuming the step while the first call still ran), answers that nothing was held.
     /// </summary>
     public async Task<HandoverResponse> HandOverAsync(string name, CancellationToken ct)
     {
-        var vm = Find(name);
-        await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
+        if (await TryEnterAsync(name, ct).ConfigureAwait(false) is not { } vm)
+            return new HandoverResponse(null, null);
         try
         {
             if (vm.Role != VmRole.Migrating)
@@ -80,8 +80,7 @@ public sealed partial class VmManager
     /// </summary>
     public async Task CancelMigrationAsync(string name, CancellationToken ct)
     {
-        var vm = Find(name);
-        await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
+        var vm = await EnterAsync(name, ct).ConfigureAwait(false);
         try
         {
             if (vm.Role != VmRole.Migrating)
@@ -188,15 +187,17 @@ public sealed partial class VmManager
     {
         if (!_vms.TryGetValue(definition.Name, out var existing) || existing.Role != VmRole.Incoming || existing.Definition.Uuid != definition.Uuid)
             throw HostException.Conflict($"VM '{definition.Name}' already exists on {_options.Name}");
-        await existing.Gate.WaitAsync(ct).ConfigureAwait(false);
-        try
+        if (await TryEnterAsync(definition.Name, ct).ConfigureAwait(false) is { } now)
         {
-            if (_vms.TryGetValue(definition.Name, out var now) && now == existing && existing.IncomingUri is { } waiting)
-                return new IncomingVmResponse(waiting);
-        }
-        finally
-        {
-            existing.Gate.Release();
+            try
+            {
+                if (now == existing && now.IncomingUri is { } waiting)
+                    return new IncomingVmResponse(waiting);
+            }
+            finally
+            {
+                now.Gate.Release();
+            }
         }
         // The earlier prepare failed (and gave everything back) while this one waited: the caller's retry starts afresh.
         throw new HostException($"VM '{definition.Name}': an earlier prepare of its incoming copy failed meanwhile; prepare again", 503);
@@ -208,8 +209,7 @@ public sealed partial class VmManager
     /// </summary>
     public async Task ActivateIncomingAsync(string name, CancellationToken ct)
     {
-        var vm = Find(name);
-        await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
+        var vm = await EnterAsync(name, ct).ConfigureAwait(false);
         try
         {
             if (vm.Role == VmRole.Running)
@@ -249,13 +249,10 @@ public sealed partial class VmManager
     /// </summary>
     public async Task AbortIncomingAsync(string name, CancellationToken ct)
     {
-        if (!_vms.TryGetValue(name, out var vm))
+        if (await TryEnterAsync(name, ct).ConfigureAwait(false) is not { } vm)
             return;
-        await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (!_vms.TryGetValue(name, out var now) || now != vm)
-                return;
             if (vm.Role != VmRole.Incoming)
                 throw HostException.Conflict($"VM '{name}' runs here: not an incoming migration to abort");
             // A prepare that failed before its hypervisor started leaves none to end.

@@ -121,8 +121,7 @@ public sealed partial class VmManager : IAsyncDisposable
     /// <summary>Powers the guest off (forced after the grace time), closes its disks cleanly and forgets it.</summary>
     public async Task<StopOutcome> StopAsync(string name, TimeSpan? graceful, CancellationToken ct)
     {
-        var vm = Find(name);
-        await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
+        var vm = await EnterAsync(name, ct).ConfigureAwait(false);
         try
         {
             if (vm.Role != VmRole.Running)
@@ -142,8 +141,7 @@ public sealed partial class VmManager : IAsyncDisposable
     /// <summary>Forces the VM off at once, then closes its disks and forgets it.</summary>
     public async Task KillAsync(string name, CancellationToken ct)
     {
-        var vm = Find(name);
-        await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
+        var vm = await EnterAsync(name, ct).ConfigureAwait(false);
         try
         {
             await _driver.KillAsync(name, ct).ConfigureAwait(false);
@@ -167,8 +165,7 @@ public sealed partial class VmManager : IAsyncDisposable
             throw new HostException($"index must be 0 or 1, not {request.Index}");
         if (!AoeAddress.TryParse(request.Address, out var address))
             throw new HostException($"'{request.Address}' is not an AoE address such as e3.0");
-        var vm = Find(name);
-        await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
+        var vm = await EnterAsync(name, ct).ConfigureAwait(false);
         try
         {
             if (vm.Role != VmRole.Running)
@@ -217,6 +214,25 @@ public sealed partial class VmManager : IAsyncDisposable
     }
 
     private HostedVm Find(string name) => _vms.TryGetValue(name, out var vm) ? vm : throw HostException.NotFound(name);
+
+    /// <summary>The VM with its gate held (release it when done); not found when unknown, or gone while this call waited.</summary>
+    private async Task<HostedVm> EnterAsync(string name, CancellationToken ct) =>
+        await TryEnterAsync(name, ct).ConfigureAwait(false) ?? throw HostException.NotFound(name);
+
+    /// <summary>
+    /// The VM with its gate held, or null when this host does not hold it: unknown, or gone while this call waited for the gate
+    /// (stopped, handed over, aborted by the call that held it), so a step repeated after another ended it acts on nothing stale.
+    /// </summary>
+    private async Task<HostedVm?> TryEnterAsync(string name, CancellationToken ct)
+    {
+        if (!_vms.TryGetValue(name, out var vm))
+            return null;
+        await vm.Gate.WaitAsync(ct).ConfigureAwait(false);
+        if (_vms.TryGetValue(name, out var now) && now == vm)
+            return vm;
+        vm.Gate.Release();
+        return null;
+    }
 
     private MirrorDataPathOptions DataPathOptions(VmDefinition vm, VmDiskDefinition disk, bool takeOver, bool allowDegraded) => new()
     {

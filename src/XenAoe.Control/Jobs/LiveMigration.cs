@@ -117,7 +117,8 @@ public sealed class LiveMigration(JobServices jobs, JobContext job, string name,
             case MigrationRecoveryPlan.Finish:
                 await job.StepAsync(Step($"hand over from {from} (recovering)"), async () =>
                     await source.GetAsync(name, Ct).ConfigureAwait(false) is { Role: VmRole.Migrating }
-                        ? $"source let go: {(await source.HandOverAsync(name, Ct).ConfigureAwait(false)).ClosedMs:0} ms"
+                        && (await source.HandOverAsync(name, Ct).ConfigureAwait(false)).ClosedMs is { } closed
+                        ? $"source let go: {closed:0} ms"
                         : "the source holds no copy").ConfigureAwait(false);
                 await RecordAsync(destination).ConfigureAwait(false);
                 return $"{name} migrated to {to} (finished after: {plan.Why})";

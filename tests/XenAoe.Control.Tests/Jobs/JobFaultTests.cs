@@ -140,6 +140,24 @@ public sealed class JobFaultTests
         }
     }
 
+    [Fact]
+    public async Task A_vm_stopped_on_one_host_starts_on_another_taking_over_the_reservations_its_old_host_kept()
+    {
+        await using var world = await JobWorld.CreateAsync();
+        await world.AddVmAsync("cpu2");
+        var stop = await world.RunAsync((await world.State.SubmitJobAsync(JobKinds.VmStop, JobWorld.Vm, new StopVmParameters(), default)).Id);
+        Assert.True(stop.State == JobState.Succeeded, stop.Error);
+        // cpu2 runs nothing new, so the start is placed elsewhere while cpu2 still holds both legs.
+        await world.State.UpdateHostAsync("cpu2", h => h with { State = HostState.Maintenance }, default);
+
+        var start = await world.RunAsync((await world.State.SubmitJobAsync(JobKinds.VmStart, JobWorld.Vm, new NoParameters(), default)).Id);
+
+        Assert.True(start.State == JobState.Succeeded, start.Error);
+        var vm = await world.State.VmAsync(JobWorld.Vm, default);
+        Assert.NotEqual("cpu2", vm!.Host);
+        Assert.Equal([vm.Host!], world.Agents.HostsRunning(JobWorld.Vm));
+    }
+
     [Theory]
     [MemberData(nameof(Cases))]
     public async Task Each_agent_call_of_a_job_failing_or_interrupting_it_once_leaves_the_cluster_in_a_described_state(Scenario scenario, Fault fault)

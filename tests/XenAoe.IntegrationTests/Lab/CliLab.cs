@@ -96,6 +96,13 @@ internal sealed class CliLab : IAsyncDisposable
     public async Task<JsonDocument> GuestStatusAsync() =>
         JsonDocument.Parse(await _http.GetStringAsync(VmUrl.Replace("/counter", "/cgi-bin/status", StringComparison.Ordinal)));
 
+    /// <summary>How many times vm1's guest has booted from its disk: a live migration that crashed the guest shows as one more.</summary>
+    public async Task<long> GuestBootsAsync()
+    {
+        using var status = await GuestStatusAsync();
+        return status.RootElement.GetProperty("boot").GetInt64();
+    }
+
     /// <summary>
     /// Stops vm1, then checks its disk as a careful admin would: both legs hold the same bytes, the file system checks clean
     /// and the counter on disk is at least <paramref name="served"/>, the last value the guest served.

@@ -37,6 +37,7 @@ public sealed class LabEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
 
         await using var watcher = HttpWatcher.Start(_lab.Prefix + "-sw", CliLab.VmUrl);
         await watcher.WaitForAnswersAsync(5);
+        var boots = await _lab.GuestBootsAsync();
 
         var reports = new List<JsonElement>();
         foreach (var to in new[] { "cpu2", "cpu1", "cpu2" })
@@ -72,6 +73,7 @@ public sealed class LabEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.All(reports, r => Assert.Equal("Succeeded", r.GetProperty("state").GetString()));
         Assert.Equal(0, stats.Failures);
         Assert.True(stats.Monotonic, "the counter served over HTTP never went back");
+        Assert.Equal(boots, await _lab.GuestBootsAsync());
 
         // The VM's current serial log: each host keeps the log of the copy it runs, from its arrival on.
         var serial = File.ReadAllText(Path.Combine(_lab.State, "hosts", "cpu1", "run", "vm1", "serial.log"));

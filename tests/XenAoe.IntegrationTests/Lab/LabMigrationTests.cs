@@ -33,16 +33,18 @@ public sealed class LabMigrationTests(ITestOutputHelper output) : IAsyncLifetime
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    // Failed once in a clean-clone CI run (2026-12-07): after the leader died during "hand over" and the new one activated
-    // cpu2 ("the source had already let the VM go"), the job succeeded but vm1's counter stopped growing on cpu2 for 30 s.
-    // It passed in three other runs. Kept out of the suite until that is explained: see issue 10's closing note.
-    [Fact(Skip = "a guest stalled after a leader died mid hand-over (1 run of 4); not yet explained")]
+    // The stall seen in CI is a guest kernel crash after a live migration (a jbd2 BUG, a stack-protector panic, init killed by
+    // SIGSEGV), the guest then booting again from its disk: about 1 migration in 10 with the etcd store and HTTP polled, none in
+    // 44 with SQLite; leader kills are not needed for it, and holding the guest's reads until activation did not prevent it.
+    // Kept out of the suite until that is found: see issue 10's closing note.
+    [Fact(Skip = "the guest crashes after about 1 in 10 live migrations in an etcd lab (issue 10); not yet explained")]
     public async Task With_etcd_the_leader_killed_at_each_step_of_a_live_migration_leaves_the_vm_on_exactly_one_host_and_the_job_done_or_rolled_back_by_the_new_leader()
     {
         await _lab.UpAsync(output, "--store", "etcd");
         using var controllers = _lab.Controllers();
         await using var watcher = HttpWatcher.Start(_lab.Prefix + "-sw", CliLab.VmUrl);
         await watcher.WaitForAnswersAsync(5);
+        var boots = await _lab.GuestBootsAsync();
         var on = "cpu1";
         foreach (var (point, reached) in KillPoints)
         {
@@ -69,6 +71,8 @@ public sealed class LabMigrationTests(ITestOutputHelper output) : IAsyncLifetime
             Assert.Equal(on, (await controllers.VmAsync("vm1")).Host);
             var before = watcher.Latest;
             await Eventually.TrueAsync(() => watcher.Latest > before + 3, TimeSpan.FromSeconds(30), $"vm1's counter to keep growing on {on}");
+            // A live migration moves a running guest: one that crashed and booted again from its disk also keeps counting.
+            Assert.Equal(boots, await _lab.GuestBootsAsync());
 
             // The killed controller comes back as the standby, so the next kill again leaves one to take over.
             await new LabProcesses(_lab.State).StartAsync(daemon.Namespace, daemon.Name, daemon.File, daemon.Args);
