@@ -102,5 +102,11 @@ public class FrameHandlingBenchmarks
         public readonly Span<byte> Next() => buffer;
 
         public void Commit(int length) => Length = length;
+
+        public void CommitAfterSync(int length, in PendingSync sync)
+        {
+            sync.Complete(buffer);
+            Length = length;
+        }
     }
 }
