@@ -10,7 +10,7 @@ namespace XenAoe.Target;
 /// stop the NIC. Each worker takes up to <see cref="TargetOptions.BatchSize"/> frames per recvmmsg, handles them, and sends all replies
 /// of the batch with one sendmmsg: at 8.5 KiB frames that is one syscall pair per ~32 requests instead of vblade's two per request.
 /// Write-through writes are group-committed: their replies wait in the worker's <see cref="CommitGroup"/> while the following
-/// batches are handled, and leave after one fdatasync per volume once the socket is empty (or after
+/// batches are handled, and leave after one fdatasync per volume once the socket has nothing more (or after
 /// <see cref="TargetOptions.GroupCommitWindow"/>), while every other reply leaves with its own batch.
 /// Dedicated threads, not the thread pool: the loops block in syscalls by design.
 /// </summary>
@@ -103,8 +103,8 @@ public sealed class NicServer : IDisposable
                 // Replies that wait for no sync (reads above all) leave now, not behind the group's fdatasync.
                 sink.Flush();
                 count = socket.ReceiveNow(received);
-                // Group commit: while frames keep coming, their writes join the group (one fdatasync for all); it is made
-                // durable and answered as soon as the socket is empty, or once its oldest write has waited the window.
+                // Group commit: while frames keep coming, their writes join the group, which is made durable (one fdatasync
+                // per volume) and answered once the socket has nothing more or its oldest write has waited the window.
                 if (group.Count > 0 && (count == 0 || Stopwatch.GetTimestamp() - group.OpenedAt >= windowTicks))
                     sink.CompleteGroup();
                 // The initiator's next request usually arrives within one round trip: polling that long is cheaper than

@@ -24,9 +24,9 @@ public sealed class TargetOptions
     public TimeSpan SpinAfterBusy { get; set; } = TimeSpan.FromMicroseconds(50);
 
     /// <summary>
-    /// Group commit: the longest the oldest write-through write of a group waits for later frames to join it while frames keep
-    /// arriving. A group is synced as soon as the socket has nothing more, so this bounds the latency only under a stream of
-    /// requests; a group also closes at four receive batches of writes.
+    /// Group commit: the longest a group of write-through writes stays open for the writes of later receive batches, counted
+    /// from its first write. A group is synced as soon as the socket has nothing more, so this bounds the wait only under a
+    /// stream of requests; a group also closes at four receive batches of writes. Zero: a group is one receive batch.
     /// </summary>
     public TimeSpan GroupCommitWindow { get; set; } = TimeSpan.FromMicroseconds(500);
 
