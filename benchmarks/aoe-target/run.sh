@@ -7,7 +7,12 @@
 # on one of the two cores and is the same for both targets, so it only lowers the ceiling and adds
 # noise; the anchors in docs (AOE.md) were measured on a plain veth pair too.
 #
-# Writes docs/PERFORMANCE.md (section "AoE target vs vblade") and results/latest.csv.
+# Then the durable cases: writes on a disk-backed file (not tmpfs), where a sync costs what a disk
+# costs: ours (write-through, the default) against stock vblade (never syncs) and `vblade -s`
+# (O_SYNC), in alternating rounds, medians shown (--baseline adds another build of ours, for an A/B).
+#
+# Writes docs/PERFORMANCE.md (sections "AoE target vs vblade" and "Durable writes on a disk-backed
+# file"), results/latest.csv and results/durable.csv.
 # Needs root.  Run `run.sh --help` for options.
 set -euo pipefail
 
@@ -27,6 +32,14 @@ AOELOAD_ARGS=""
 REPEAT=1
 QUIET_WAIT=3 QUIET_PCT=15
 CSV="$HERE/results/latest.csv"
+DURABLE=1 DURABLE_ONLY=0
+DURABLE_DIR=/var/tmp
+DURABLE_ROUNDS=3
+DURABLE_CASES="write rand 17 32,write seq 17 8,write seq 17 32"
+DURABLE_MIB=512
+DURABLE_TARGETS="vblade vblade-s ours"
+DURABLE_CSV="$HERE/results/durable.csv"
+BASELINE_DLL=""
 DOC="$REPO/docs/PERFORMANCE.md"
 
 usage() {
@@ -49,6 +62,13 @@ usage: run.sh [options]       (as root)
   --repeat N           run every case N times; the table shows the best (highest IOPS), the CSV all
   --quiet-wait S       before each case wait up to S s for the machine to be under $QUIET_PCT% busy
                        (other work on 2 cores distorts the numbers; default $QUIET_WAIT, 0: never wait)
+  --no-durable         skip the durable cases (disk-backed file)
+  --durable-only       only the durable cases (the tmpfs matrix and its docs section are left alone)
+  --durable-dir DIR    directory on a disk-backed file system for the durable cases' file (default $DURABLE_DIR)
+  --durable-rounds N   rounds of the durable cases, each target once per round in turn; medians shown (default $DURABLE_ROUNDS)
+  --durable-cases "op pattern sectors qd,..."  (default "$DURABLE_CASES", at MTU 9000)
+  --durable-targets "vblade vblade-s ours"   (before is added by --baseline)
+  --baseline DLL       also run this xenaoe.dll (e.g. a build of main) in the durable cases, as "before"
 EOF
 	exit "${1:-0}"
 }
@@ -70,6 +90,13 @@ while (($#)); do
 	--aoeload-args) AOELOAD_ARGS=$2; shift ;;
 	--repeat) REPEAT=$2; shift ;;
 	--quiet-wait) QUIET_WAIT=$2; shift ;;
+	--no-durable) DURABLE=0 ;;
+	--durable-only) DURABLE_ONLY=1 ;;
+	--durable-dir) DURABLE_DIR=$2; shift ;;
+	--durable-rounds) DURABLE_ROUNDS=$2; shift ;;
+	--durable-cases) DURABLE_CASES=$2; shift ;;
+	--durable-targets) DURABLE_TARGETS=$2; shift ;;
+	--baseline) BASELINE_DLL=$2; shift ;;
 	-h|--help) usage 0 ;;
 	*) echo "unknown option: $1" >&2; usage 1 ;;
 	esac
@@ -81,6 +108,14 @@ for tool in ip taskset make cc vblade; do
 	command -v "$tool" >/dev/null || { echo "run.sh: missing $tool (scripts/install-deps.sh installs it)" >&2; exit 1; }
 done
 (($(nproc) >= 2)) || { echo "run.sh: needs 2 cores (target on core 0, generator on core 1)" >&2; exit 1; }
+if ((DURABLE)); then
+	[[ -d $DURABLE_DIR ]] || { echo "run.sh: --durable-dir $DURABLE_DIR: no such directory" >&2; exit 1; }
+	case $(stat -f -c %T "$DURABLE_DIR") in
+	tmpfs|ramfs) echo "run.sh: --durable-dir $DURABLE_DIR is on $(stat -f -c %T "$DURABLE_DIR"): the durable cases need a disk-backed file system" >&2; exit 1 ;;
+	esac
+	[[ -z $BASELINE_DLL || -f $BASELINE_DLL ]] || { echo "run.sh: --baseline $BASELINE_DLL: no such file" >&2; exit 1; }
+fi
+((DURABLE || !DURABLE_ONLY)) || { echo "run.sh: --durable-only with --no-durable leaves nothing to run" >&2; exit 1; }
 
 # ---------------------------------------------------------------- one run at a time
 # Two runs on the same two cores would measure each other: a second run waits for the first.
@@ -94,7 +129,7 @@ fi
 # ---------------------------------------------------------------- state and cleanup
 PFX="xab$$"                 # unique per run: namespaces are $PFX-srv and $PFX-cli
 SRV="$PFX-srv" CLI="$PFX-cli"
-MNT="" TARGET_PID=""
+MNT="" TARGET_PID="" DURABLE_WORK=""
 LOGDIR="$HERE/results/logs/$(date +%Y%m%d-%H%M%S)-$$"   # target, build and generator logs of this run
 mkdir -p "$LOGDIR" "$(dirname "$CSV")"
 # Keep the logs of the last 5 runs.
@@ -119,6 +154,7 @@ cleanup() {
 	TARGET_PID=""
 	ip netns del "$SRV" 2>/dev/null || true
 	ip netns del "$CLI" 2>/dev/null || true
+	[[ -z $DURABLE_WORK ]] || rm -rf -- "$DURABLE_WORK"
 	if [[ -n $MNT ]]; then
 		umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
 		rmdir "$MNT" 2>/dev/null || true
@@ -225,9 +261,16 @@ start_target() { # start_target NAME -> sets TARGET_PID, TARGET_ADDR; returns 1 
 		ip netns exec "$SRV" taskset -c 0 vblade $VBLADE_ARGS "$SHELF_VBLADE" 0 eth0 "$IMG" >"$logf" 2>&1 9>&- &
 		TARGET_PID=$!
 		;;
-	ours)
+	vblade-s)
+		TARGET_ADDR="$SHELF_VBLADE.0"
+		ip netns exec "$SRV" taskset -c 0 vblade -s "$SHELF_VBLADE" 0 eth0 "$IMG" >"$logf" 2>&1 9>&- &
+		TARGET_PID=$!
+		;;
+	ours|before)
 		TARGET_ADDR="1.0"
-		ip netns exec "$SRV" taskset -c 0 dotnet "$XENAOE_DLL" disk serve --pool "$POOL" --interface eth0 >"$logf" 2>&1 9>&- &
+		local dll=$XENAOE_DLL
+		[[ $name == before ]] && dll=$BASELINE_DLL
+		ip netns exec "$SRV" taskset -c 0 dotnet "$dll" disk serve --pool "$POOL" --interface eth0 >"$logf" 2>&1 9>&- &
 		TARGET_PID=$!
 		for ((i = 0; i < 600; i++)); do # up to 60 s for the runtime to start
 			grep -q serving "$logf" && break
@@ -384,8 +427,61 @@ run_matrix() { # run_matrix target mode
 	stop_target
 }
 
+# ---------------------------------------------------------------- durable cases
+durable_mode() { # durable_mode TARGET: how it makes writes durable
+	case $1 in
+	vblade) echo "stock (no sync)" ;;
+	vblade-s) echo "-s (O_SYNC)" ;;
+	ours) echo "write-through (default)" ;;
+	before) echo "write-through (default), --baseline build" ;;
+	esac
+}
+
+run_durable() { # the durable cases: DURABLE_ROUNDS rounds, every target once per round, on a fully written file on DURABLE_DIR
+	local targets=${DURABLE_TARGETS//ours/} round t c op pattern sectors qd
+	MTU=9000
+	ip -n "$SRV" link set eth0 mtu "$MTU"
+	ip -n "$CLI" link set eth0 mtu "$MTU"
+	DURABLE_WORK=$(mktemp -d "$DURABLE_DIR/xenaoe-bench.XXXXXX")
+	IMG="$DURABLE_WORK/durable.img" POOL="$DURABLE_WORK/pool"
+	log "durable cases: writing a $DURABLE_MIB MiB file in $DURABLE_DIR ($(stat -f -c %T "$DURABLE_DIR") on $(findmnt -n -o SOURCE --target "$DURABLE_DIR"))"
+	# Written in full, not sparse: no case pays for block allocation, and every case overwrites the same blocks.
+	dd if=/dev/zero of="$IMG" bs=1M count="$DURABLE_MIB" conv=fsync status=none
+	if [[ " $DURABLE_TARGETS " != *" ours "* && -z $BASELINE_DLL ]]; then
+		:
+	elif [[ -z $OURS_STATUS ]] && xenaoe disk volume create bench --pool "$POOL" --address 1.0 --device "$IMG" >"$LOGDIR/durable-volume-create.log" 2>&1; then
+		[[ -z $BASELINE_DLL ]] || targets="$targets before"
+		[[ " $DURABLE_TARGETS " != *" ours "* ]] || targets="$targets ours"
+	else
+		log "durable cases: ours not run (${OURS_STATUS:-volume create failed, see $LOGDIR/durable-volume-create.log})"
+	fi
+	TMPCSV="$MNT/durable.csv"
+	echo "$CSV_HEADER" >"$TMPCSV"
+	for ((round = 1; round <= DURABLE_ROUNDS; round++)); do
+		for t in $targets; do
+			if ! start_target "$t"; then
+				emit_row "$t" "$(durable_mode "$t")" write - 0 0 "$round" "not run: target did not start"
+				continue
+			fi
+			IFS=, read -ra cases <<<"$DURABLE_CASES"
+			for c in "${cases[@]}"; do
+				read -r op pattern sectors qd <<<"$c"
+				# Dirty pages another case left (stock vblade leaves hundreds of MiB) are written back now, not during this case.
+				sync "$IMG"
+				run_once "$t" "$(durable_mode "$t")" "$op" "$pattern" "$sectors" "$qd" "$round" || break
+			done
+			# How many fdatasyncs the writes cost (counters of our disk server, from its pool's API socket).
+			[[ $t != ours && $t != before ]] || xenaoe disk counters --pool "$POOL" >"$LOGDIR/counters-$t-round$round.txt" 2>&1 || true
+			stop_target
+		done
+	done
+	cp "$TMPCSV" "$DURABLE_CSV"
+	log "CSV: $DURABLE_CSV"
+}
+
 # ---------------------------------------------------------------- the matrix
 VBLADE_MODE="stock${VBLADE_ARGS:+ $VBLADE_ARGS} (no sync)"
+((DURABLE_ONLY)) && MTUS=""
 for MTU in $MTUS; do
 	ip -n "$SRV" link set eth0 mtu "$MTU"
 	ip -n "$CLI" link set eth0 mtu "$MTU"
@@ -415,8 +511,11 @@ for MTU in $MTUS; do
 	fi
 done
 
-cp "$TMPCSV" "$CSV"
-log "CSV: $CSV"
+if ((!DURABLE_ONLY)); then
+	cp "$TMPCSV" "$CSV"
+	log "CSV: $CSV"
+fi
+((DURABLE)) && run_durable
 
 # ---------------------------------------------------------------- docs/PERFORMANCE.md
 ((WRITE_DOCS)) || exit 0
@@ -426,6 +525,7 @@ VBLADE_VERSION=$(dpkg-query -W -f='${Version}' vblade 2>/dev/null || echo unknow
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -z $(git -C "$REPO" status --porcelain -- src 2>/dev/null) ]] || COMMIT="$COMMIT + uncommitted changes in src/"
 
+if ((!DURABLE_ONLY)); then
 SECTION="$MNT/section.md"
 {
 	echo "## AoE target vs vblade"
@@ -518,17 +618,81 @@ SECTION="$MNT/section.md"
 		if (maxother > 10) printf "\nOther work used up to %d%% of a core during some cases: treat those rows as noisy.\n", maxother
 	}' "$CSV"
 } >"$SECTION"
+fi
 
-# Replace the section (from its heading to the next "## " heading) or append it; keep the rest.
-mkdir -p "$(dirname "$DOC")"
-[[ -f $DOC ]] || printf '# Performance\n\nMeasured numbers, each section written by the script it names.\n\n' >"$DOC"
-awk -v sec="$SECTION" '
-	BEGIN { while ((getline l < sec) > 0) s = s l "\n" }
-	/^## AoE target vs vblade[[:space:]]*$/ { printf "%s", s; done = 1; skip = 1; next }
-	skip && /^## / { skip = 0; print ""; }
-	!skip { print }
-	END { if (!done) printf "\n%s", s }' "$DOC" >"$DOC.tmp.$$"
-# Collapse runs of blank lines the splice may leave.
-cat -s "$DOC.tmp.$$" >"$DOC"
-rm -f "$DOC.tmp.$$"
+if ((DURABLE)); then
+DURABLE_SECTION="$MNT/durable-section.md"
+{
+	echo "## Durable writes on a disk-backed file"
+	echo
+	echo "Generated by \`benchmarks/aoe-target/run.sh\`; raw lines in \`benchmarks/aoe-target/results/durable.csv\`."
+	echo
+	echo "- Date: $RUN_DATE"
+	echo "- Command: \`sudo $COMMAND_LINE\` (from the repository root)"
+	DEV=$(findmnt -n -o SOURCE --target "$DURABLE_DIR")
+	echo "- Machine: $(nproc) cores ($CPU_MODEL), kernel $(uname -r); the file on $(stat -f -c %T "$DURABLE_DIR") on $DEV (write cache: $(cat "/sys/block/$(basename "$DEV")/queue/write_cache" 2>/dev/null || echo unknown))"
+	echo "- Source: $COMMIT; vblade $VBLADE_VERSION$([[ -n $BASELINE_DLL ]] && echo "; before: $BASELINE_DLL")"
+	echo "- Setup: as above (veth, MTU 9000, target on core 0, aoeload on core 1), but a $DURABLE_MIB MiB file written in full on $DURABLE_DIR, synced before every case. $DURABLE_ROUNDS rounds; in each, every target in turn is started, runs every case (${WARMUP} s warm-up, ${DURATION} s measured), and stops. The table shows the median of the rounds; the CSV every run."
+	echo "- Modes: stock vblade acknowledges after pwrite() and never syncs (a crash loses what the page cache held); \`vblade -s\` opens the file O_SYNC (one sync per write, one write at a time); ours acknowledges a write once durable, with one fdatasync per group of writes (group commit)."
+	echo
+	awk -F, -v rounds="$DURABLE_ROUNDS" '
+	NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+	function sz(b) { return b >= 1024 ? sprintf("%.1f KiB", b / 1024) : b " B" }
+	function median(list,   n, v, i, j, t) {
+		n = split(list, v, " ")
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+		return n == 0 ? "" : (n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2)
+	}
+	{
+		if ($c["status"] ~ /^not run/) { notrun[$c["target"]] = $c["status"]; next }
+		key = $c["pattern"] " " $c["op"] " " sz($c["bytes_per_op"]) " qd" $c["qd"]
+		if (!(key in seenkey)) { seenkey[key] = 1; keys[++nk] = key }
+		t = $c["target"]; seen[t] = 1
+		iops[key, t] = iops[key, t] " " $c["iops"]; mbps[key, t] = mbps[key, t] " " $c["mbps"]
+		p50[key, t] = p50[key, t] " " $c["lat_p50_us"]; p99[key, t] = p99[key, t] " " $c["lat_p99_us"]
+		cpu[key, t] = cpu[key, t] " " $c["target_cpu_pct"]; other[key, t] = other[key, t] " " $c["other_cpu_pct"]
+		if ($c["status"] != "ok") bad[key, t] = bad[key, t] " " $c["status"]
+	}
+	function cell(key, t) {
+		if (!((key, t) in iops)) return " | "
+		return sprintf(" | %.0f (%.0f MB/s)%s | %.0f / %.0f", median(iops[key, t]), median(mbps[key, t]), bad[key, t] == "" ? "" : " (**" bad[key, t] "**)", median(p50[key, t]), median(p99[key, t]))
+	}
+	function ratio(key, a, b) { return ((key, a) in iops) && ((key, b) in iops) && median(iops[key, b]) > 0 ? sprintf("%.2f", median(iops[key, a]) / median(iops[key, b])) : "" }
+	END {
+		nt = split("vblade vblade-s before ours", order, " ")
+		head = "| case"; rule = "|---"
+		for (i = 1; i <= nt; i++) if (order[i] in seen) {
+			name = order[i] == "vblade" ? "stock vblade" : order[i] == "vblade-s" ? "vblade -s" : order[i]
+			head = head " | " name " IOPS (MB/s) | " name " p50 / p99 us"; rule = rule "|---:|---:"
+		}
+		head = head " | ours / vblade | ours / vblade -s" ("before" in seen ? " | ours / before" : "") " | CPU % ours | other CPU % |"
+		rule = rule "|---:|---:" ("before" in seen ? "|---:" : "") "|---:|---:|"
+		print head; print rule
+		for (k = 1; k <= nk; k++) {
+			key = keys[k]; line = "| " key
+			for (i = 1; i <= nt; i++) if (order[i] in seen) line = line cell(key, order[i])
+			line = line " | " ratio(key, "ours", "vblade") " | " ratio(key, "ours", "vblade-s") ("before" in seen ? " | " ratio(key, "ours", "before") : "")
+			line = line " | " median(cpu[key, "ours"]) " | " median(other[key, "ours"]) " |"
+			print line
+		}
+		for (t in notrun) printf "\n%s: %s.\n", t, notrun[t]
+	}' "$DURABLE_CSV"
+} >"$DURABLE_SECTION"
+fi
+
+splice_section() { # splice_section HEADING FILE: replace the section (from its heading to the next "## " heading) or append it
+	mkdir -p "$(dirname "$DOC")"
+	[[ -f $DOC ]] || printf '# Performance\n\nMeasured numbers, each section written by the script it names.\n\n' >"$DOC"
+	awk -v sec="$2" -v heading="$1" '
+		BEGIN { while ((getline l < sec) > 0) s = s l "\n" }
+		$0 == heading || $0 ~ ("^" heading "[[:space:]]+$") { printf "%s", s; done = 1; skip = 1; next }
+		skip && /^## / { skip = 0; print ""; }
+		!skip { print }
+		END { if (!done) printf "\n%s", s }' "$DOC" >"$DOC.tmp.$$"
+	# Collapse runs of blank lines the splice may leave.
+	cat -s "$DOC.tmp.$$" >"$DOC"
+	rm -f "$DOC.tmp.$$"
+}
+((DURABLE_ONLY)) || splice_section "## AoE target vs vblade" "$SECTION"
+((DURABLE)) && splice_section "## Durable writes on a disk-backed file" "$DURABLE_SECTION"
 log "wrote $DOC"

@@ -4,7 +4,7 @@ namespace XenAoe.Storage;
 
 internal static partial class Interop
 {
-    public const int ORdOnly = 0, ORdWr = 2, OCreat = 0x40, ODsync = 0x1000, OCloexec = 0x80000;
+    public const int ORdOnly = 0, ORdWr = 2, OCreat = 0x40, OCloexec = 0x80000;
     public const int LockExclusive = 2, LockNonBlocking = 4;
     public const ulong BlkGetSize64 = 0x80081272;
 

@@ -4,7 +4,7 @@ namespace XenAoe.Storage;
 
 public enum WriteCacheMode
 {
-    /// <summary>A write is acknowledged only once durable (O_DSYNC). The default: the Linux initiator never sends FLUSH.</summary>
+    /// <summary>A write is acknowledged only once durable (fdatasync, shared by the writes of a group). The default: the Linux initiator never sends FLUSH.</summary>
     WriteThrough,
 
     /// <summary>Writes go to the page cache; FLUSH CACHE makes them durable. Only for battery-backed disk servers.</summary>

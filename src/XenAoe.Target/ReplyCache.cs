@@ -3,7 +3,8 @@ using System.Runtime.Intrinsics;
 namespace XenAoe.Target;
 
 /// <summary>
-/// Recent write outcomes keyed by (tag, target, LBA, count, fingerprint of the whole payload), so a retransmitted write
+/// Recent write outcomes (the ATA error and the write's sequence number in its store, so a retransmission of a write-through
+/// write waits for the same sync as its original) keyed by (tag, target, LBA, count, fingerprint of the whole payload), so a retransmitted write
 /// (byte-identical to its original) is answered from here instead of
 /// being applied again after a later write to the same sectors. Direct-mapped and fixed-size: no allocation, a collision simply evicts.
 /// An entry is marked in-progress before the write starts, so a duplicate that races the original on another worker is dropped
@@ -47,7 +48,7 @@ public sealed class ReplyCache
         InProgress,
     }
 
-    public Lookup Begin(in Key key, out byte error)
+    public Lookup Begin(in Key key, out byte error, out long sequence)
     {
         var index = key.Hash() & _mask;
         var now = _time.GetTimestamp();
@@ -57,15 +58,17 @@ public sealed class ReplyCache
             if (e.State != StateEmpty && e.Key == key && now - e.Timestamp < _lifetimeTicks)
             {
                 error = e.Error;
+                sequence = e.Sequence;
                 return e.State == StateDone ? Lookup.Done : Lookup.InProgress;
             }
             e = new Entry { Key = key, State = StateInProgress, Timestamp = now };
             error = 0;
+            sequence = 0;
             return Lookup.New;
         }
     }
 
-    public void Complete(in Key key, byte error)
+    public void Complete(in Key key, byte error, long sequence)
     {
         var index = key.Hash() & _mask;
         lock (_locks[index & (LockStripes - 1)])
@@ -75,6 +78,7 @@ public sealed class ReplyCache
             {
                 e.State = StateDone;
                 e.Error = error;
+                e.Sequence = sequence;
             }
         }
     }
@@ -133,6 +137,7 @@ public sealed class ReplyCache
     {
         public Key Key;
         public long Timestamp;
+        public long Sequence;
         public int State;
         public byte Error;
     }

@@ -25,6 +25,12 @@ public sealed class TargetCounters
     public long SectorsRead;
     public long SectorsWritten;
     public long Flushes;
+
+    /// <summary>fdatasync calls: one per volume per group of write-through writes (and FLUSHes) that no other sync covered.</summary>
+    public long Syncs;
+
+    /// <summary>Replies that waited for a sync: write-through writes and FLUSHes.</summary>
+    public long SyncedReplies;
     public long SendErrors;
 
     public static readonly Meter Meter = new("XenAoe.Target");
@@ -55,6 +61,8 @@ public sealed class TargetCounters
         yield return ("sectors_read", () => Volatile.Read(ref SectorsRead));
         yield return ("sectors_written", () => Volatile.Read(ref SectorsWritten));
         yield return ("flushes", () => Volatile.Read(ref Flushes));
+        yield return ("syncs", () => Volatile.Read(ref Syncs));
+        yield return ("synced_replies", () => Volatile.Read(ref SyncedReplies));
         yield return ("send_errors", () => Volatile.Read(ref SendErrors));
     }
 }

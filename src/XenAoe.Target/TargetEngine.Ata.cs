@@ -1,4 +1,5 @@
 using XenAoe.Aoe;
+using XenAoe.Storage;
 
 namespace XenAoe.Target;
 
@@ -33,6 +34,8 @@ public sealed partial class TargetEngine
         var data = reply[AoeProtocol.AtaHeaderLength..];
         var dataLength = 0;
         byte error;
+        // Set when the reply may leave only once writes are durable (group commit: the sink syncs once for many replies).
+        long syncFirst = 0, syncLast = -1;
 
         switch (command)
         {
@@ -49,7 +52,8 @@ public sealed partial class TargetEngine
                 // Only valid writes enter the cache: a malformed frame reusing a tag must not shadow the real one.
                 var key = new ReplyCache.Key(header.Tag, volume.Shelf, volume.Slot, ata.SectorCount, ata.Lba,
                     ReplyCache.Fingerprint(payload[..(ata.SectorCount * AoeProtocol.SectorSize)]));
-                switch (_replyCache.Begin(key, out var cachedError))
+                long sequence;
+                switch (_replyCache.Begin(key, out var cachedError, out sequence))
                 {
                     case ReplyCache.Lookup.InProgress:
                         Interlocked.Increment(ref Counters.DuplicatesAnswered);
@@ -59,10 +63,14 @@ public sealed partial class TargetEngine
                         error = cachedError;
                         break;
                     default:
-                        error = Write(ata, volume, payload);
-                        _replyCache.Complete(key, error);
+                        error = Write(ata, volume, payload, out sequence);
+                        _replyCache.Complete(key, error, sequence);
                         break;
                 }
+                // A write-through write is acknowledged once durable; so is a retransmission of one, which waits for the
+                // same write (its original's reply may still be waiting in another worker's group).
+                if (error == 0 && volume.Store.WriteCache == WriteCacheMode.WriteThrough)
+                    (syncFirst, syncLast) = (sequence, sequence);
                 break;
             case AtaCommands.IdentifyDevice:
                 volume.Identify.CopyTo(data);
@@ -74,7 +82,11 @@ public sealed partial class TargetEngine
                 error = 0;
                 break;
             case AtaCommands.FlushCache or AtaCommands.FlushCacheExt:
-                error = Flush(volume);
+                // Every write completed before the FLUSH arrived, in any worker, is durable before it is acknowledged.
+                Interlocked.Increment(ref Counters.Flushes);
+                syncLast = volume.Store.WriteSequence;
+                syncFirst = syncLast;
+                error = 0;
                 break;
             default:
                 Interlocked.Increment(ref Counters.UnsupportedAta);
@@ -84,7 +96,13 @@ public sealed partial class TargetEngine
 
         reply[25] = error;
         reply[27] = StatusFor(error);
-        Commit(ref sink, reply, AoeProtocol.AtaHeaderLength + dataLength);
+        if (syncLast < 0)
+        {
+            Commit(ref sink, reply, AoeProtocol.AtaHeaderLength + dataLength);
+            return;
+        }
+        sink.CommitAfterSync(PadToMinimum(reply, AoeProtocol.AtaHeaderLength), new PendingSync(volume.Store, syncFirst, syncLast));
+        Interlocked.Increment(ref Counters.RepliesSent);
     }
 
     private static byte StatusFor(byte error) => error == 0 ? AtaStatus.Ready : (byte)(AtaStatus.Ready | AtaStatus.Error);
@@ -139,12 +157,13 @@ public sealed partial class TargetEngine
         return 0;
     }
 
-    private byte Write(in AtaHeader ata, ExportedVolume volume, ReadOnlySpan<byte> payload)
+    private byte Write(in AtaHeader ata, ExportedVolume volume, ReadOnlySpan<byte> payload, out long sequence)
     {
         var count = ata.SectorCount;
+        sequence = 0;
         try
         {
-            volume.Store.Write(payload[..(count * AoeProtocol.SectorSize)], (long)ata.Lba * AoeProtocol.SectorSize);
+            sequence = volume.Store.Write(payload[..(count * AoeProtocol.SectorSize)], (long)ata.Lba * AoeProtocol.SectorSize);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException)
         {
@@ -154,20 +173,5 @@ public sealed partial class TargetEngine
         }
         Interlocked.Add(ref Counters.SectorsWritten, count);
         return 0;
-    }
-
-    private byte Flush(ExportedVolume volume)
-    {
-        Interlocked.Increment(ref Counters.Flushes);
-        try
-        {
-            volume.Store.Flush();
-            return 0;
-        }
-        catch (Exception e) when (e is IOException or ObjectDisposedException)
-        {
-            Interlocked.Increment(ref Counters.IoErrors);
-            return AtaStatus.Abort;
-        }
     }
 }

@@ -157,13 +157,17 @@ public sealed partial class TargetEngine
 
     private void Commit<TSink>(ref TSink sink, Span<byte> reply, int length) where TSink : IReplySink
     {
-        if (length < AoeProtocol.MinimumFrameLength)
-        {
-            reply[length..AoeProtocol.MinimumFrameLength].Clear();
-            length = AoeProtocol.MinimumFrameLength;
-        }
-        sink.Commit(length);
+        sink.Commit(PadToMinimum(reply, length));
         Interlocked.Increment(ref Counters.RepliesSent);
+    }
+
+    /// <summary>Zero-pads a reply to the Ethernet minimum (veth does not pad, and aoetools ignores shorter replies); returns its length.</summary>
+    private static int PadToMinimum(Span<byte> reply, int length)
+    {
+        if (length >= AoeProtocol.MinimumFrameLength)
+            return length;
+        reply[length..AoeProtocol.MinimumFrameLength].Clear();
+        return AoeProtocol.MinimumFrameLength;
     }
 
     private sealed class VolumeTable(Dictionary<uint, ExportedVolume> byAddress, ExportedVolume[] all)

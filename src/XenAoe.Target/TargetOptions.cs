@@ -23,6 +23,13 @@ public sealed class TargetOptions
     /// </summary>
     public TimeSpan SpinAfterBusy { get; set; } = TimeSpan.FromMicroseconds(50);
 
+    /// <summary>
+    /// Group commit: the longest a group of write-through writes stays open for the writes of later receive batches, counted
+    /// from its first write. A group is synced as soon as the socket has nothing more, so this bounds the wait only under a
+    /// stream of requests; a group also closes at four receive batches of writes. Zero: a group is one receive batch.
+    /// </summary>
+    public TimeSpan GroupCommitWindow { get; set; } = TimeSpan.FromMicroseconds(500);
+
     /// <summary>Frames taken per recvmmsg call.</summary>
     public int BatchSize { get; set; } = 32;
 }

@@ -69,7 +69,7 @@ internal static class Frames
     }
 }
 
-/// <summary>Collects replies as separate arrays.</summary>
+/// <summary>Collects replies as separate arrays; a reply that waits for a sync is synced at once (no grouping) and counted.</summary>
 internal struct ListSink(int frameSize) : IReplySink
 {
     private byte[]? _pending;
@@ -83,5 +83,19 @@ internal struct ListSink(int frameSize) : IReplySink
         return _pending;
     }
 
-    public void Commit(int length) => Replies.Add(_pending.AsSpan(0, length).ToArray());
+    /// <summary>What each reply waited for; null for replies that leave at once.</summary>
+    public List<PendingSync?> Syncs { get; } = [];
+
+    public void Commit(int length)
+    {
+        Replies.Add(_pending.AsSpan(0, length).ToArray());
+        Syncs.Add(null);
+    }
+
+    public void CommitAfterSync(int length, in PendingSync sync)
+    {
+        sync.Complete(_pending);
+        Replies.Add(_pending.AsSpan(0, length).ToArray());
+        Syncs.Add(sync);
+    }
 }

@@ -17,6 +17,7 @@ public sealed class DiskServerOptions
         new("workers", "2", "Receive threads per NIC (1-64); 1 on a machine with a single usable CPU."),
         new("batch", "32", "Frames per recvmmsg/sendmmsg (1-1024)."),
         new("spin_us", "50", "Microseconds a worker polls for the next frame after a batch before sleeping (0-10000; 0: never poll, for shared cores)."),
+        new("group_us", "500", "Group commit: microseconds a group of write-through writes may stay open for later writes to share its fdatasync (0-10000; 0: a group is one receive batch)."),
     ]);
 
     /// <exception cref="ConfigException">A value is malformed, out of range, or names a NIC this machine lacks.</exception>
@@ -39,6 +40,7 @@ public sealed class DiskServerOptions
                 WorkersPerInterface = settings.Int("workers", defaults.WorkersPerInterface, 1, 64),
                 BatchSize = settings.Int("batch", defaults.BatchSize, 1, 1024),
                 SpinAfterBusy = TimeSpan.FromMicroseconds(settings.Int("spin_us", (int)defaults.SpinAfterBusy.TotalMicroseconds, 0, 10_000)),
+                GroupCommitWindow = TimeSpan.FromMicroseconds(settings.Int("group_us", (int)defaults.GroupCommitWindow.TotalMicroseconds, 0, 10_000)),
             },
         };
     }
@@ -72,6 +74,8 @@ public sealed class DiskServerOptions
             throw new ArgumentException("batch size must be 1..1024");
         if (Target.SpinAfterBusy < TimeSpan.Zero || Target.SpinAfterBusy > TimeSpan.FromMilliseconds(10))
             throw new ArgumentException("spin must be 0..10000 microseconds");
+        if (Target.GroupCommitWindow < TimeSpan.Zero || Target.GroupCommitWindow > TimeSpan.FromMilliseconds(10))
+            throw new ArgumentException("the group commit window must be 0..10000 microseconds");
         if (Target.BufferCount < 1)
             throw new ArgumentException("buffer count must be at least 1");
     }

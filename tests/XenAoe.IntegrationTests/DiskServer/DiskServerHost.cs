@@ -21,8 +21,11 @@ public sealed class DiskServerHost : IAsyncDisposable
     /// <summary>The CLI built beside the tests (the test project references it).</summary>
     public static string CliDll => Path.Combine(AppContext.BaseDirectory, "xenaoe.dll");
 
-    public static DiskServerHost Create(LabHost host) =>
-        new(host, Directory.CreateTempSubdirectory($"xenaoe-pool-{host.Namespace}-").FullName);
+    /// <param name="parent">Directory to make the pool in: the temp directory by default; a disk-backed one where syncs must cost what a disk costs.</param>
+    public static DiskServerHost Create(LabHost host, string? parent = null) =>
+        new(host, parent is null
+            ? Directory.CreateTempSubdirectory($"xenaoe-pool-{host.Namespace}-").FullName
+            : Directory.CreateDirectory(Path.Combine(parent, $"xenaoe-pool-{host.Namespace}-{Guid.NewGuid():N}")).FullName);
 
     /// <summary>Runs a `xenaoe` command (outside any namespace: pool administration needs no network).</summary>
     public static Task<CommandResult> CliAsync(params string[] args) =>

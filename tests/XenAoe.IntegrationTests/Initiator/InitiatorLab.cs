@@ -56,10 +56,10 @@ internal sealed class InitiatorLab : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts `xenaoe disk serve` on every NIC of the disk host with one volume at e1.0.</summary>
-    public async Task StartOurTargetAsync(string size = "64M")
+    /// <summary>Starts `xenaoe disk serve` on every NIC of the disk host with one volume at e1.0, its pool in <paramref name="poolParent"/> (the temp directory by default).</summary>
+    public async Task StartOurTargetAsync(string size = "64M", string? poolParent = null)
     {
-        Disk = DiskServerHost.Create(DiskHost);
+        Disk = DiskServerHost.Create(DiskHost, poolParent);
         _owned.Add(Disk);
         await Disk.CreateVolumeAsync(Volume, Address.ToString(), size);
         await Disk.StartAsync();
