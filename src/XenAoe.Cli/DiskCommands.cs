@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using XenAoe.Agents.Disk;
 using XenAoe.Aoe;
+using XenAoe.Control.Model;
 using XenAoe.Storage;
 
 namespace XenAoe.Cli;
@@ -19,12 +20,48 @@ internal static class DiskCommands
 
     public static Command Build()
     {
-        var disk = new Command("disk", "Disk server: export pool volumes as AoE targets on the storage NICs; drain one through the controller");
+        var disk = new Command("disk", "Disk servers: export pool volumes as AoE targets on the storage NICs; list, drain and remove them through the controller");
         disk.Subcommands.Add(Serve());
         disk.Subcommands.Add(Volume());
         disk.Subcommands.Add(Counters());
         disk.Subcommands.Add(Drain());
+        disk.Subcommands.Add(List());
+        disk.Subcommands.Add(Remove());
         return disk;
+    }
+
+    private static Command List()
+    {
+        var command = new Command("list", "Disk servers in the controller's inventory: shelf, state, pool space, storage NICs (name/MTU)") { ControllerConnection.Urls, ControllerConnection.Token, Json };
+        command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
+        {
+            using var client = ControllerConnection.Open(parse);
+            var disks = await client.DiskServersAsync(ct);
+            if (parse.GetValue(Json))
+                Console.WriteLine(JsonSerializer.Serialize(disks, XenAoe.Control.Api.ApiJsonContext.Default.IReadOnlyListDiskServerRecord));
+            else
+                PrintServers(disks);
+        }));
+        return command;
+    }
+
+    public static void PrintServers(IEnumerable<DiskServerRecord> disks) =>
+        Table.Write(Console.Out, ["NAME", "SHELF", "STATE", "FREE", "SIZE", "NICS", "LABELS", "API"], disks.Select(d => (IReadOnlyList<string>)
+            [d.Name, $"e{d.Shelf}", !d.Reachable ? "unreachable" : d.Draining ? "draining" : "up", Sizes.Format(d.FreeBytes), Sizes.Format(d.TotalBytes),
+             Table.Nics(d.StorageNics), Table.Labels(d.Labels), d.ApiUrl]));
+
+    private static Command Remove()
+    {
+        var name = new Argument<string>("name") { Description = "Disk server to take out of the inventory" };
+        var command = new Command("remove", "Take a disk server out of the inventory (refused while VM disks have legs there: drain it first); stop its service first, or it registers again at its next start")
+            { name, ControllerConnection.Urls, ControllerConnection.Token };
+        command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
+        {
+            using var client = ControllerConnection.Open(parse);
+            await client.RemoveDiskServerAsync(parse.GetValue(name)!, ct);
+            Console.WriteLine($"removed {parse.GetValue(name)}");
+        }));
+        return command;
     }
 
     private static Command Drain()

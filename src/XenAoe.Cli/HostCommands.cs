@@ -1,5 +1,6 @@
 using System.CommandLine;
 using XenAoe.Agents.Host;
+using XenAoe.Control.Model;
 
 namespace XenAoe.Cli;
 
@@ -13,25 +14,41 @@ internal static class HostCommands
         host.Subcommands.Add(List());
         host.Subcommands.Add(Evacuate());
         host.Subcommands.Add(Resume());
+        host.Subcommands.Add(Remove());
         return host;
     }
 
     private static Command List()
     {
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table" };
-        var command = new Command("list", "CPU servers in the controller's inventory, with their state and last heartbeat") { ControllerConnection.Urls, ControllerConnection.Token, json };
+        var command = new Command("list", "CPU servers in the controller's inventory: state, capacity, storage NICs (name/MTU), last heartbeat") { ControllerConnection.Urls, ControllerConnection.Token, json };
         command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
         {
             using var client = ControllerConnection.Open(parse);
             var hosts = await client.HostsAsync(ct);
             if (parse.GetValue(json))
-            {
                 Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(hosts, XenAoe.Control.Api.ApiJsonContext.Default.IReadOnlyListHostRecord));
-                return;
-            }
-            Table.Write(Console.Out, ["NAME", "STATE", "CPUS", "MEMORY", "LAST SEEN", "API", "REASON"], hosts.Select(h => (IReadOnlyList<string>)
-                [h.Name, h.State.ToString().ToLowerInvariant(), $"{h.Cpus}", $"{h.MemoryMiB} MiB", h.LastSeen?.ToLocalTime().ToString("HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture) ?? "-",
-                 h.ApiUrl, h.StateReason ?? ""]));
+            else
+                PrintHosts(hosts);
+        }));
+        return command;
+    }
+
+    public static void PrintHosts(IEnumerable<HostRecord> hosts) =>
+        Table.Write(Console.Out, ["NAME", "STATE", "CPUS", "MEMORY", "NICS", "LABELS", "LAST SEEN", "API", "REASON"], hosts.Select(h => (IReadOnlyList<string>)
+            [h.Name, h.State.ToString().ToLowerInvariant(), $"{h.Cpus}", $"{h.MemoryMiB} MiB", Table.Nics(h.StorageNics), Table.Labels(h.Labels),
+             h.LastSeen?.ToLocalTime().ToString("HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture) ?? "-", h.ApiUrl, h.StateReason ?? ""]));
+
+    private static Command Remove()
+    {
+        var name = new Argument<string>("name") { Description = "CPU server to take out of the inventory" };
+        var command = new Command("remove", "Take a CPU server out of the inventory (refused while VMs are placed there); stop its service first, or it registers again at its next start")
+            { name, ControllerConnection.Urls, ControllerConnection.Token };
+        command.SetAction((parse, ct) => CommandErrors.Guard(async () =>
+        {
+            using var client = ControllerConnection.Open(parse);
+            await client.RemoveHostAsync(parse.GetValue(name)!, ct);
+            Console.WriteLine($"removed {parse.GetValue(name)}");
         }));
         return command;
     }

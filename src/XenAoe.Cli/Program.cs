@@ -10,6 +10,8 @@ var root = new RootCommand("XenAoE: a private cloud on commodity machines, with 
     VmCommands.Console(),
     LabCommands.Build(),
     ControllerCommands.Controller(),
+    ClusterCommands.Cluster(),
+    ClusterCommands.Join(),
     ControllerCommands.Jobs(),
     ControllerCommands.Capacity(),
     ConfigCommands.Build(),

@@ -51,7 +51,7 @@ public static partial class ControllerDaemon
         ControllerApi.UseErrorsAndAuthentication(app, token);
         app.MapOpenApi();
         Dashboard.Map(app);
-        ControllerApi.Map(app, state, placement, agents, async () =>
+        ControllerApi.Map(app, state, placement, agents, token, async () =>
             new ControllerHealth(options.Name, election.IsLeader, await LeaderAsync(election), storeOptions.Kind.ToString().ToLowerInvariant()));
         await app.StartAsync(ct).ConfigureAwait(false);
         Console.WriteLine($"{ReadyLine}: {options.Name}, API on {string.Join(", ", options.Listen.Select(l => $"http://{l}"))}, store {options.Store}");

@@ -30,6 +30,145 @@ public sealed class ControllerState(IStateStore store, TimeProvider? time = null
     public Task<HostRecord?> UpdateHostAsync(string name, Func<HostRecord, HostRecord?> change, CancellationToken ct) =>
         UpdateAsync($"hosts/{name}", change, Json.HostRecord, ct);
 
+    /// <summary>
+    /// Creates the host's record, or updates the record of a host registering again (a restarted or re-addressed machine): what
+    /// <paramref name="update"/> changes; its state (up, dead, maintenance) stays the heartbeat monitor's and the operator's.
+    /// </summary>
+    public async Task<HostRecord> RegisterHostAsync(HostRecord created, Func<HostRecord, HostRecord> update, CancellationToken ct)
+    {
+        for (var attempt = 0; attempt < MaxRetries; attempt++)
+        {
+            var entry = await Store.GetAsync($"hosts/{created.Name}", ct).ConfigureAwait(false);
+            var record = entry is null ? created : update(JsonSerializer.Deserialize(entry.Value.Span, Json.HostRecord)!);
+            try
+            {
+                await Store.PutAsync($"hosts/{created.Name}", JsonSerializer.SerializeToUtf8Bytes(record, Json.HostRecord), entry?.Revision ?? 0, ct).ConfigureAwait(false);
+                return record;
+            }
+            catch (StoreConflictException)
+            {
+                // Registered or changed in between (a heartbeat): apply the registration to that version.
+            }
+        }
+        throw new ControlException($"hosts/{created.Name} changes too often to register", 503);
+    }
+
+    /// <summary>
+    /// Removes a host's record; refused (409) while a VM is placed there or a job works on the host, naming them.
+    /// </summary>
+    public Task RemoveHostAsync(string name, CancellationToken ct) => RemoveAsync($"hosts/{name}", $"no host named {name}", async entry =>
+    {
+        await RefuseIfBusyAsync("host", name, ct).ConfigureAwait(false);
+        var placed = (await VmsAsync(ct).ConfigureAwait(false)).Where(v => v.Host == name).Select(v => v.Name).ToList();
+        if (placed.Count > 0)
+            throw new ControlException($"{name} still has VMs placed on it: {string.Join(", ", placed)}; move them off (`xenaoe host evacuate {name}`) or delete them first", 409);
+        return [];
+    }, ct);
+
+    /// <summary>The claim of an AoE shelf (<c>shelves/N</c>, naming its disk server): two servers never get one shelf, even registering at once.</summary>
+    private static string ShelfKey(int shelf) => $"shelves/{shelf}";
+
+    /// <summary>
+    /// Creates the disk server's record with <paramref name="shelf"/> (or, when null, the lowest free shelf from 1), claimed in
+    /// the same transaction; or updates the record of a server registering again, which keeps its shelf (its volumes' addresses
+    /// carry it) and its drain. <paramref name="record"/> makes the record from the current one (null: new) and the shelf.
+    /// </summary>
+    public async Task<DiskServerRecord> RegisterDiskServerAsync(string name, ushort? shelf, Func<DiskServerRecord?, ushort, DiskServerRecord> record, CancellationToken ct)
+    {
+        for (var attempt = 0; attempt < MaxRetries; attempt++)
+        {
+            var entry = await Store.GetAsync($"disks/{name}", ct).ConfigureAwait(false);
+            if (entry is not null)
+            {
+                var current = JsonSerializer.Deserialize(entry.Value.Span, Json.DiskServerRecord)!;
+                if (shelf is { } wanted && wanted != current.Shelf)
+                    throw new ControlException($"{name} has shelf {current.Shelf} (its volumes are e{current.Shelf}.N): remove it (`xenaoe disk remove {name}`) before it registers with shelf {wanted}", 409);
+                var updated = record(current, current.Shelf);
+                try
+                {
+                    await Store.PutAsync(entry.Key, JsonSerializer.SerializeToUtf8Bytes(updated, Json.DiskServerRecord), entry.Revision, ct).ConfigureAwait(false);
+                    return updated;
+                }
+                catch (StoreConflictException)
+                {
+                    // A heartbeat or a drain changed it in between: register again on that version.
+                    continue;
+                }
+            }
+            // Servers registered before shelves were claimed have a record and no claim: both count.
+            var owners = new Dictionary<int, string>();
+            foreach (var disk in await DiskServersAsync(ct).ConfigureAwait(false))
+                owners[disk.Shelf] = disk.Name;
+            foreach (var claim in await Store.ListAsync("shelves/", ct).ConfigureAwait(false))
+                owners[int.Parse(claim.Key["shelves/".Length..], CultureInfo.InvariantCulture)] = claim.ValueText;
+            if (shelf is { } given && owners.TryGetValue(given, out var owner))
+                throw new ControlException($"shelf {given} is {owner}'s: give {name} another one, or none (the controller picks the lowest free)", 409);
+            var chosen = shelf ?? (ushort)(Enumerable.Range(1, 0xFFFE).FirstOrDefault(s => !owners.ContainsKey(s)) is > 0 and var free
+                ? free : throw new ControlException("every AoE shelf is taken", 409));
+            var created = record(null, chosen);
+            try
+            {
+                await Store.TransactAsync(
+                [
+                    StoreOperation.Put($"disks/{name}", JsonSerializer.SerializeToUtf8Bytes(created, Json.DiskServerRecord), 0),
+                    StoreOperation.Put(ShelfKey(chosen), name, 0),
+                ], ct).ConfigureAwait(false);
+                return created;
+            }
+            catch (StoreConflictException)
+            {
+                // Another server took this name or this shelf first: look again.
+            }
+        }
+        throw new ControlException($"disks/{name} changes too often to register", 503);
+    }
+
+    /// <summary>
+    /// Removes a disk server's record and its shelf claim; refused (409) while a VM disk has a leg there or a job (a drain)
+    /// works on it, naming them.
+    /// </summary>
+    public Task RemoveDiskServerAsync(string name, CancellationToken ct) => RemoveAsync($"disks/{name}", $"no disk server named {name}", async entry =>
+    {
+        await RefuseIfBusyAsync("disk", name, ct).ConfigureAwait(false);
+        var legs = (await VmsAsync(ct).ConfigureAwait(false))
+            .SelectMany(v => v.Disks.Where(d => d.Legs.Any(l => l.DiskServer == name)).Select(d => $"{v.Name} disk {d.Id}")).ToList();
+        if (legs.Count > 0)
+            throw new ControlException($"{name} still holds legs of {string.Join(", ", legs)}; move them off (`xenaoe disk drain {name}`) or delete the VMs first", 409);
+        var shelf = JsonSerializer.Deserialize(entry.Value.Span, Json.DiskServerRecord)!.Shelf;
+        var claim = await Store.GetAsync(ShelfKey(shelf), ct).ConfigureAwait(false);
+        return claim is not null && claim.ValueText == name ? [StoreOperation.Delete(claim.Key, claim.Revision)] : [];
+    }, ct);
+
+    private async Task RefuseIfBusyAsync(string family, string name, CancellationToken ct)
+    {
+        if (await Store.GetAsync($"{ActivePrefix}{family}/{name}", ct).ConfigureAwait(false) is { } marker
+            && await JobAsync(marker.ValueText, ct).ConfigureAwait(false) is { IsFinished: false } job)
+            throw new ControlException($"{name} is busy with job {job.Id} ({job.Kind}, {job.State.ToString().ToLowerInvariant()})", 409);
+    }
+
+    /// <summary>
+    /// Deletes the record under <paramref name="key"/> with what <paramref name="check"/> adds, in one transaction on the revision
+    /// checked: a record changed meanwhile (a heartbeat) is checked again. <paramref name="check"/> throws its refusal.
+    /// </summary>
+    private async Task RemoveAsync(string key, string missing, Func<StoreEntry, Task<IReadOnlyList<StoreOperation>>> check, CancellationToken ct)
+    {
+        for (var attempt = 0; attempt < MaxRetries; attempt++)
+        {
+            var entry = await Store.GetAsync(key, ct).ConfigureAwait(false) ?? throw new ControlException(missing, 404);
+            var also = await check(entry).ConfigureAwait(false);
+            try
+            {
+                await Store.TransactAsync([StoreOperation.Delete(entry.Key, entry.Revision), .. also], ct).ConfigureAwait(false);
+                return;
+            }
+            catch (StoreConflictException)
+            {
+                // Changed in between: check again.
+            }
+        }
+        throw new ControlException($"{key} changes too often to remove", 503);
+    }
+
     public Task<IReadOnlyList<DiskServerRecord>> DiskServersAsync(CancellationToken ct) => ListAsync("disks/", Json.DiskServerRecord, ct);
 
     public Task<DiskServerRecord?> DiskServerAsync(string name, CancellationToken ct) => GetAsync($"disks/{name}", Json.DiskServerRecord, ct);
@@ -250,20 +389,20 @@ public sealed class ControllerState(IStateStore store, TimeProvider? time = null
         throw new ControlException("could not record the job: the store is too busy", 503);
     }
 
-    private async Task<T?> GetAsync<T>(string key, JsonTypeInfo<T> type, CancellationToken ct) where T : class
+    internal async Task<T?> GetAsync<T>(string key, JsonTypeInfo<T> type, CancellationToken ct) where T : class
     {
         var entry = await Store.GetAsync(key, ct).ConfigureAwait(false);
         return entry is null ? null : JsonSerializer.Deserialize(entry.Value.Span, type);
     }
 
-    private async Task<IReadOnlyList<T>> ListAsync<T>(string prefix, JsonTypeInfo<T> type, CancellationToken ct) where T : class =>
+    internal async Task<IReadOnlyList<T>> ListAsync<T>(string prefix, JsonTypeInfo<T> type, CancellationToken ct) where T : class =>
         [.. (await Store.ListAsync(prefix, ct).ConfigureAwait(false)).Select(e => JsonSerializer.Deserialize(e.Value.Span, type)!)];
 
     private Task PutAsync<T>(string key, T value, JsonTypeInfo<T> type, CancellationToken ct) =>
         Store.PutAsync(key, JsonSerializer.SerializeToUtf8Bytes(value, type), null, ct);
 
     /// <summary>Read, change, compare-and-swap, retried on conflict. <paramref name="change"/> returning null leaves it as is.</summary>
-    private async Task<T?> UpdateAsync<T>(string key, Func<T, T?> change, JsonTypeInfo<T> type, CancellationToken ct) where T : class
+    internal async Task<T?> UpdateAsync<T>(string key, Func<T, T?> change, JsonTypeInfo<T> type, CancellationToken ct) where T : class
     {
         for (var attempt = 0; attempt < MaxRetries; attempt++)
         {

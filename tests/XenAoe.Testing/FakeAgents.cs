@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using XenAoe.Agents;
 using XenAoe.Agents.Disk;
 using XenAoe.Agents.Host;
 using XenAoe.Aoe;
@@ -153,7 +154,7 @@ public sealed class FakeHost(FakeAgents cluster, string name, string apiUrl, str
     }
 
     public Task<HostInfo> InfoAsync(CancellationToken ct = default) => Call("info", null, () =>
-        new HostInfo(Name, Endpoint, 8, 16384, 16384, _vms.Values.Sum(v => v.Vm.MemoryMiB), [new HostNic("eth1", Mac, 9000)], "fake", _vms.Count), ct);
+        new HostInfo(Name, Endpoint, 8, 16384, 16384, _vms.Values.Sum(v => v.Vm.MemoryMiB), [new StorageNic("eth1", Mac, 9000)], "fake", _vms.Count), ct);
 
     public Task<IReadOnlyList<VmStatus>> ListAsync(CancellationToken ct = default) =>
         Call("list", null, () => (IReadOnlyList<VmStatus>)[.. _vms.Values.Select(v => Status(v.Vm, v.Role))], ct);
@@ -376,8 +377,12 @@ public sealed class FakeDiskServer(FakeAgents cluster, string name, string apiUr
     public Task<VolumeSpec> SetConfigStringAsync(string name, string value, CancellationToken ct = default) =>
         Call("config", name, () => _volumes[name] = Get(name) with { ConfigString = value }, ct);
 
-    public Task<PoolSpace> SpaceAsync(CancellationToken ct = default) =>
-        Call("space", null, () => new PoolSpace("/fake", 1L << 40, 1L << 40, _volumes.Values.Sum(v => v.SizeBytes)), ct);
+    public Task<DiskInfo> InfoAsync(CancellationToken ct = default) =>
+        Call("info", null, () => new DiskInfo(Name, [new StorageNic("eth1", "52:54:00:ff:00:01", 9000)], Space()), ct);
+
+    public Task<PoolSpace> SpaceAsync(CancellationToken ct = default) => Call("space", null, Space, ct);
+
+    private PoolSpace Space() => new("/fake", 1L << 40, 1L << 40, _volumes.Values.Sum(v => v.SizeBytes));
 
     public Task<IReadOnlyDictionary<string, long>> CountersAsync(CancellationToken ct = default) =>
         Call("counters", null, () => (IReadOnlyDictionary<string, long>)new Dictionary<string, long>(), ct);

@@ -15,12 +15,16 @@ public sealed record ConfigStringRequest(string Value);
 
 public sealed record ErrorResponse(string Error);
 
+/// <summary>A disk server's identity and resources: what the controller lists for it.</summary>
+public sealed record DiskInfo(string Name, IReadOnlyList<StorageNic> StorageNics, PoolSpace Pool);
+
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(ResizeRequest))]
 [JsonSerializable(typeof(MacListRequest))]
 [JsonSerializable(typeof(ConfigStringRequest))]
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(PoolSpace))]
+[JsonSerializable(typeof(DiskInfo))]
 [JsonSerializable(typeof(Dictionary<string, long>))]
 [JsonSerializable(typeof(IReadOnlyDictionary<string, long>))]
 [JsonSerializable(typeof(IReadOnlyList<VolumeSpec>))]
@@ -29,9 +33,10 @@ public sealed partial class DiskApiJsonContext : JsonSerializerContext;
 /// <summary>The disk daemon's local HTTP API: the same operations as <see cref="IDiskVolumes"/>, one route each.</summary>
 public static class DiskApi
 {
-    public static void Map(IEndpointRouteBuilder app, DiskAdministrator admin)
+    public static void Map(IEndpointRouteBuilder app, DiskAdministrator admin, DiskServerOptions options)
     {
         var v1 = app.MapGroup("/v1");
+        v1.MapGet("/info", async (CancellationToken ct) => Results.Ok(new DiskInfo(options.Name, StorageNic.Read(options.Interfaces), await admin.SpaceAsync(ct))));
         v1.MapGet("/volumes", async (CancellationToken ct) => Results.Ok(await admin.ListAsync(ct)));
         v1.MapPost("/volumes", (VolumeSpec spec, CancellationToken ct) =>
             Guard(async () => Results.Created($"/v1/volumes/{spec.Name}", await admin.CreateAsync(spec, ct))));

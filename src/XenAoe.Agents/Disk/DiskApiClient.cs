@@ -44,6 +44,8 @@ public sealed class DiskApiClient : IDiskAgent, IDisposable
     public Task<VolumeSpec> SetConfigStringAsync(string name, string value, CancellationToken ct = default) =>
         _api.SendAsync(HttpMethod.Put, $"{VolumePath(name)}/config", new ConfigStringRequest(value), Json.ConfigStringRequest, Storage.VolumeSpec, idempotent: true, ct);
 
+    public Task<DiskInfo> InfoAsync(CancellationToken ct = default) => _api.GetAsync("v1/info", Json.DiskInfo, ct);
+
     public Task<PoolSpace> SpaceAsync(CancellationToken ct = default) => _api.GetAsync("v1/pool", Json.PoolSpace, ct);
 
     public async Task<IReadOnlyDictionary<string, long>> CountersAsync(CancellationToken ct = default) =>

@@ -32,11 +32,14 @@ public static class DiskDaemon
         builder.Services.AddSingleton(admin);
         builder.Services.AddSingleton(options);
         builder.Services.AddHostedService<DiskServer>();
+        options.Registration?.AddRegistrar(builder.Services, options.Token!, "api/v1/disk-servers",
+            new RegisterDiskServerRequest(options.Name, $"http://{options.Listen}", options.Shelf, options.Registration.Labels),
+            RegistrationJsonContext.Default.RegisterDiskServerRequest);
 
         await using var app = builder.Build();
         if (options.Token is { } token)
             ApiToken.RequireOverNetwork(app, token);
-        DiskApi.Map(app, admin);
+        DiskApi.Map(app, admin, options);
         try
         {
             await app.RunAsync(ct).ConfigureAwait(false);

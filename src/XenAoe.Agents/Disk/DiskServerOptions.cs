@@ -8,6 +8,8 @@ public sealed class DiskServerOptions
     /// <summary>The keys of <c>/etc/xenaoe/disk.conf</c> (and of <c>xenaoe disk serve</c>'s flags).</summary>
     public static readonly ConfigSchema Schema = new("disk",
     [
+        new("name", "the machine's host name", "The disk server's name in listings and the controller's inventory."),
+        new("shelf", "", "AoE shelf (0-65534) of every volume this server exports, unique in the cluster; unset: the controller keeps the one it gave, or gives the lowest free one."),
         new("pool", "/var/lib/xenaoe/pool", "Storage pool directory: volume images and their metadata (created if missing). Never deleted by the package, even on purge.", Alias: "-p"),
         new("interfaces", "", "Storage NICs to serve on (required); a target answers on every one, which is how initiators find several paths.", Multiple: true, Alias: "-i"),
         new("storage_mtu", "1500", "The MTU the storage network is built for (1500-65535); the server refuses to start when a storage NIC's MTU is lower (9000 on jumbo-frame switches)."),
@@ -18,6 +20,7 @@ public sealed class DiskServerOptions
         new("batch", "32", "Frames per recvmmsg/sendmmsg (1-1024)."),
         new("spin_us", "50", "Microseconds a worker polls for the next frame after a batch before sleeping (0-10000; 0: never poll, for shared cores)."),
         new("group_us", "500", "Group commit: microseconds a group of write-through writes may stay open for later writes to share its fdatasync (0-10000; 0: a group is one receive batch)."),
+        .. ControllerRegistration.Keys,
     ]);
 
     /// <exception cref="ConfigException">A value is malformed, out of range, or names a NIC this machine lacks.</exception>
@@ -28,8 +31,12 @@ public sealed class DiskServerOptions
         var tokenFile = settings.String("token_file");
         if (listen is not null && tokenFile is null)
             throw settings.Error("listen", "needs token_file: the API creates, deletes and fences volumes, so it is never open on the network without a token");
+        var shelf = settings.String("shelf") is null ? (ushort?)null : (ushort)settings.Int("shelf", 0, 0, 0xFFFE);
         return new DiskServerOptions
         {
+            Name = settings.String("name", Environment.MachineName),
+            Shelf = shelf,
+            Registration = ControllerRegistration.From(settings, listen, tokenFile),
             PoolDirectory = settings.String("pool", "/var/lib/xenaoe/pool"),
             Interfaces = settings.Interfaces("interfaces", settings.Int("storage_mtu", 1500, 1500, 65535)),
             Listen = listen,
@@ -44,6 +51,15 @@ public sealed class DiskServerOptions
             },
         };
     }
+
+    /// <summary>The disk server's name in listings and the controller's inventory.</summary>
+    public string Name { get; init; } = Environment.MachineName;
+
+    /// <summary>The AoE shelf it registers with; null lets the controller choose (see <see cref="RegisterDiskServerRequest.Shelf"/>).</summary>
+    public ushort? Shelf { get; init; }
+
+    /// <summary>Where it registers itself at start; null: nowhere (a disk server registered by hand, or none).</summary>
+    public ControllerRegistration? Registration { get; init; }
 
     /// <summary>Directory of the storage pool (created if missing).</summary>
     public required string PoolDirectory { get; init; }

@@ -41,6 +41,8 @@ public static class HostDaemon
             sp.GetRequiredService<ILogger<QemuDriver>>()));
         builder.Services.AddSingleton(sp => new VmManager(options, sp.GetRequiredService<QemuDriver>(), sp.GetRequiredService<NbdServer>(),
             sp.GetRequiredService<ILogger<VmManager>>()));
+        options.Registration?.AddRegistrar(builder.Services, options.Token!, "api/v1/hosts",
+            new RegisterHostRequest(options.Name, options.ApiUrl!, options.Registration.Labels), RegistrationJsonContext.Default.RegisterHostRequest);
 
         await using var app = builder.Build();
         var nbd = app.Services.GetRequiredService<NbdServer>();

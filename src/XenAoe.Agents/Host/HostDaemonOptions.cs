@@ -20,6 +20,7 @@ public sealed class HostDaemonOptions
         new("vm_mtu", "1500", "MTU of the VMs' TAP devices (68-65535)."),
         new("accel", "auto", "CPU virtualization: auto (KVM if it works), kvm or tcg."),
         new("leg_timeout", "1.5", "Seconds (0.1-60) without an answer before a mirror leg is dropped: how long a dead disk server stalls a VM's writes."),
+        .. ControllerRegistration.Keys,
     ]);
 
     /// <exception cref="ConfigException">A value is malformed, out of range, or names a NIC this machine lacks.</exception>
@@ -42,6 +43,7 @@ public sealed class HostDaemonOptions
             VmMtu = settings.Int("vm_mtu", 1500, 68, 65535),
             Accelerator = settings.Enum("accel", Accelerator.Auto),
             LegTimeout = settings.Seconds("leg_timeout", TimeSpan.FromSeconds(1.5), 0.1, 60),
+            Registration = ControllerRegistration.From(settings, listen, tokenFile),
         };
     }
 
@@ -70,6 +72,9 @@ public sealed class HostDaemonOptions
     public int VmMtu { get; init; } = 1500;
 
     public Accelerator Accelerator { get; init; } = Accelerator.Auto;
+
+    /// <summary>Where it registers itself at start; null: nowhere (a host registered by hand, or none).</summary>
+    public ControllerRegistration? Registration { get; init; }
 
     /// <summary>How long a guest gets to power off on stop before it is forced off.</summary>
     public TimeSpan StopGrace { get; init; } = TimeSpan.FromSeconds(30);

@@ -48,8 +48,6 @@ public sealed record FormatDiskRequest(IReadOnlyList<string> Legs, string? Image
 /// <param name="SizeBytes">The mirrored size the VM sees.</param>
 public sealed record FormatDiskResponse(long SizeBytes, long ImageBytes);
 
-public sealed record HostNic(string Name, string Mac, int Mtu);
-
 /// <summary>A CPU server's resources and identity.</summary>
 public sealed record HostInfo(
     string Name,
@@ -58,7 +56,7 @@ public sealed record HostInfo(
     long MemoryMiB,
     long MemoryAvailableMiB,
     int MemoryCommittedMiB,
-    IReadOnlyList<HostNic> StorageNics,
+    IReadOnlyList<StorageNic> StorageNics,
     string Hypervisor,
     int Vms);
 

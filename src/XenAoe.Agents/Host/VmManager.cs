@@ -10,7 +10,6 @@ using XenAoe.Hypervisors;
 using XenAoe.Os;
 using XenAoe.Mirror;
 using XenAoe.Nbd;
-using XenAoe.Net;
 
 namespace XenAoe.Agents.Host;
 
@@ -38,13 +37,8 @@ public sealed partial class VmManager : IAsyncDisposable
     public HostInfo Info()
     {
         var (total, available) = Memory();
-        var nics = _options.StorageInterfaces.Select(name =>
-        {
-            var nic = NetworkInterfaceInfo.Get(name);
-            return new HostNic(nic.Name, nic.Mac.ToString(), nic.Mtu);
-        }).ToArray();
         return new HostInfo(_options.Name, _options.ApiUrl, Environment.ProcessorCount, total, available,
-            _vms.Values.Sum(v => v.Definition.MemoryMiB), nics, "qemu", _vms.Count);
+            _vms.Values.Sum(v => v.Definition.MemoryMiB), StorageNic.Read(_options.StorageInterfaces), "qemu", _vms.Count);
     }
 
     public async Task<IReadOnlyList<VmStatus>> ListAsync(CancellationToken ct)

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using XenAoe.Agents;
 using XenAoe.Control.Model;
 
 namespace XenAoe.Control.Api;
@@ -8,12 +9,21 @@ public sealed record ApiError(string Error);
 /// <summary>Whether this controller leads, and who does.</summary>
 public sealed record ControllerHealth(string Name, bool Leader, string? LeaderName, string Store);
 
-/// <param name="ApiUrl">The host daemon's management URL, e.g. <c>http://10.77.0.21:7300</c>.</param>
-/// <param name="Labels">Failure domains and the like, e.g. <c>switch=a</c>, <c>power=1</c>.</param>
-public sealed record RegisterHostRequest(string Name, string ApiUrl, Dictionary<string, string>? Labels = null);
+/// <param name="TtlSeconds">How long the token joins machines; default an hour.</param>
+public sealed record CreateJoinTokenRequest(double? TtlSeconds = null);
 
-/// <param name="Shelf">The AoE shelf of the server's volumes (unique per disk server).</param>
-public sealed record RegisterDiskServerRequest(string Name, string ApiUrl, ushort Shelf, Dictionary<string, string>? Labels = null);
+/// <param name="Token">The join token, <c>ID.SECRET</c>: shown only in this answer.</param>
+public sealed record JoinTokenCreated(string Id, string Token, DateTimeOffset ExpiresAt, string ClusterId);
+
+/// <summary>A join token as listed: never its secret.</summary>
+public sealed record JoinTokenInfo(string Id, DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt, bool Expired, IReadOnlyList<JoinUse> Joined);
+
+/// <summary>A machine joining: its join token, its role (<c>disk</c> or <c>cpu</c>) and the name it will register under.</summary>
+public sealed record JoinRequest(string Token, string Role, string Name);
+
+/// <param name="ClusterToken">The cluster's API token: the machine's daemon registers with it and the controller calls it with it.</param>
+/// <param name="At">The controller's clock at the exchange: a record registered since is the joining machine's.</param>
+public sealed record JoinResponse(string ClusterId, string ClusterToken, DateTimeOffset At);
 
 /// <summary>A new VM from an image: its root disk is a new mirror over two disk servers with the image written onto it.</summary>
 /// <param name="Image">Raw root-disk image on the CPU servers (the lab's guest image).</param>
@@ -53,6 +63,12 @@ public sealed record HostFree(string Host, string State, int Vms, long FreeMemor
 [JsonSerializable(typeof(ControllerHealth))]
 [JsonSerializable(typeof(RegisterHostRequest))]
 [JsonSerializable(typeof(RegisterDiskServerRequest))]
+[JsonSerializable(typeof(CreateJoinTokenRequest))]
+[JsonSerializable(typeof(JoinTokenCreated))]
+[JsonSerializable(typeof(IReadOnlyList<JoinTokenInfo>))]
+[JsonSerializable(typeof(JoinRequest))]
+[JsonSerializable(typeof(JoinResponse))]
+[JsonSerializable(typeof(ClusterRecord))]
 [JsonSerializable(typeof(CreateVmRequest))]
 [JsonSerializable(typeof(MigrateRequest))]
 [JsonSerializable(typeof(StopRequest))]

@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Routing;
 using XenAoe.Agents;
 using XenAoe.Agents.Host;
 using XenAoe.Control.Jobs;
+using XenAoe.Control.Join;
 using XenAoe.Control.Model;
 using XenAoe.Control.Store;
 
@@ -21,7 +22,8 @@ namespace XenAoe.Control.Api;
 /// </summary>
 public static partial class ControllerApi
 {
-    public static void Map(IEndpointRouteBuilder app, ControllerState state, Placement placement, IAgents agents, Func<Task<ControllerHealth>> health)
+    /// <param name="clusterToken">The API token, which <c>POST /api/v1/join</c> gives a machine for a valid join token.</param>
+    public static void Map(IEndpointRouteBuilder app, ControllerState state, Placement placement, IAgents agents, string clusterToken, Func<Task<ControllerHealth>> health)
     {
         var api = app.MapGroup("/api/v1");
         api.MapGet("/health", async () => Results.Ok(await health()));
@@ -32,13 +34,21 @@ public static partial class ControllerApi
             CheckName(request.Name, "host");
             CheckUrl(request.ApiUrl);
             var info = await Reach(token => agents.Host(request.ApiUrl).InfoAsync(token), $"host daemon at {request.ApiUrl}", ct);
-            var host = new HostRecord
+            CheckSameName(info.Name, request.Name, request.ApiUrl, "host");
+            var now = state.Time.GetUtcNow();
+            HostRecord Reported(HostRecord h) => h with
             {
-                Name = request.Name, ApiUrl = request.ApiUrl, Labels = request.Labels ?? [], Cpus = info.Cpus, MemoryMiB = info.MemoryMiB,
-                StorageMacs = [.. info.StorageNics.Select(n => n.Mac)], LastSeen = state.Time.GetUtcNow(),
+                ApiUrl = request.ApiUrl, Labels = request.Labels ?? [], Cpus = info.Cpus, MemoryMiB = info.MemoryMiB, StorageNics = info.StorageNics,
+                LastSeen = now, RegisteredAt = now,
             };
-            await state.PutHostAsync(host, ct);
+            var host = await state.RegisterHostAsync(Reported(new HostRecord { Name = request.Name, ApiUrl = request.ApiUrl }), Reported, ct);
             return Results.Created($"/api/v1/hosts/{host.Name}", host);
+        });
+        api.MapDelete("/hosts/{name}", async (string name, CancellationToken ct) =>
+        {
+            CheckExists(name, $"no host named {name}");
+            await state.RemoveHostAsync(name, ct);
+            return Results.NoContent();
         });
         api.MapGet("/hosts/{name}", async (string name, CancellationToken ct) =>
             await FindHostAsync(state, name, ct) is { } host ? Results.Ok(host) : NotFound($"no host named {name}"));
@@ -63,10 +73,22 @@ public static partial class ControllerApi
             CheckUrl(request.ApiUrl);
             if (request.Shelf >= 0xFFFF)
                 throw new ControlException("shelf 65535 is the broadcast address");
-            var space = await Reach(token => agents.Disk(request.ApiUrl).SpaceAsync(token), $"disk daemon at {request.ApiUrl}", ct);
-            var disk = new DiskServerRecord { Name = request.Name, ApiUrl = request.ApiUrl, Shelf = request.Shelf, Labels = request.Labels ?? [], FreeBytes = space.FreeBytes };
-            await state.PutDiskServerAsync(disk, ct);
+            var info = await Reach(token => agents.Disk(request.ApiUrl).InfoAsync(token), $"disk daemon at {request.ApiUrl}", ct);
+            CheckSameName(info.Name, request.Name, request.ApiUrl, "disk");
+            var now = state.Time.GetUtcNow();
+            var disk = await state.RegisterDiskServerAsync(request.Name, request.Shelf, (current, shelf) =>
+                (current ?? new DiskServerRecord { Name = request.Name, ApiUrl = request.ApiUrl, Shelf = shelf }) with
+                {
+                    ApiUrl = request.ApiUrl, Labels = request.Labels ?? [], StorageNics = info.StorageNics, FreeBytes = info.Pool.FreeBytes,
+                    TotalBytes = info.Pool.TotalBytes, Reachable = true, RegisteredAt = now,
+                }, ct);
             return Results.Created($"/api/v1/disk-servers/{disk.Name}", disk);
+        });
+        api.MapDelete("/disk-servers/{name}", async (string name, CancellationToken ct) =>
+        {
+            CheckExists(name, $"no disk server named {name}");
+            await state.RemoveDiskServerAsync(name, ct);
+            return Results.NoContent();
         });
 
         api.MapPost("/disk-servers/{name}/drain", async (string name, CancellationToken ct) =>
@@ -135,6 +157,37 @@ public static partial class ControllerApi
         api.MapPost("/vms/{name}/failover", (string name, CancellationToken ct) => VmJob(state, JobKinds.VmFailover, name, new FailoverVmParameters(), ct));
         api.MapDelete("/vms/{name}", (string name, CancellationToken ct) => VmJob(state, JobKinds.VmDelete, name, new NoParameters(), ct));
 
+        var tokens = new JoinTokens(state);
+        api.MapPost("/cluster", async (CancellationToken ct) => Results.Created("/api/v1/cluster", await tokens.InitAsync(ct)));
+        api.MapGet("/cluster", async (CancellationToken ct) =>
+            await tokens.ClusterAsync(ct) is { } cluster ? Results.Ok(cluster) : NotFound("the cluster has no identity yet: run `xenaoe cluster init`"));
+        api.MapPost("/join-tokens", async (CreateJoinTokenRequest? request, CancellationToken ct) =>
+        {
+            if (request?.TtlSeconds is { } seconds && !(seconds >= JoinTokens.MinTtl.TotalSeconds && seconds <= JoinTokens.MaxTtl.TotalSeconds))
+                throw new ControlException($"ttlSeconds must be {JoinTokens.MinTtl.TotalSeconds:0}-{JoinTokens.MaxTtl.TotalSeconds:0}, not {seconds}");
+            var (record, token, cluster) = await tokens.CreateAsync(request?.TtlSeconds is { } ttl ? TimeSpan.FromSeconds(ttl) : JoinTokens.DefaultTtl, ct);
+            return Results.Created($"/api/v1/join-tokens/{record.Id}", new JoinTokenCreated(record.Id, token, record.ExpiresAt, cluster.Id));
+        });
+        api.MapGet("/join-tokens", async (CancellationToken ct) =>
+        {
+            var now = state.Time.GetUtcNow();
+            return Results.Ok((IReadOnlyList<JoinTokenInfo>)[.. (await tokens.ListAsync(ct)).Select(t => new JoinTokenInfo(t.Id, t.CreatedAt, t.ExpiresAt, now >= t.ExpiresAt, t.Joined))]);
+        });
+        api.MapDelete("/join-tokens/{id}", async (string id, CancellationToken ct) =>
+        {
+            await tokens.RevokeAsync(id, ct);
+            return Results.NoContent();
+        });
+        // The one call besides health that needs no bearer token: the join token is the credential.
+        api.MapPost("/join", async (JoinRequest request, CancellationToken ct) =>
+        {
+            if (request.Role is not ("disk" or "cpu"))
+                throw new ControlException($"role must be disk or cpu, not '{request.Role}'");
+            CheckName(request.Name, request.Role == "disk" ? "disk server" : "host");
+            var cluster = await tokens.RedeemAsync(request.Token ?? "", request.Role, request.Name, ct);
+            return Results.Ok(new JoinResponse(cluster.Id, clusterToken, state.Time.GetUtcNow()));
+        });
+
         api.MapGet("/jobs", async (CancellationToken ct) => Results.Ok(await state.JobsAsync(ct)));
         api.MapGet("/jobs/{id}", async (string id, CancellationToken ct) =>
             JobIdPattern().IsMatch(id) && await state.JobAsync(id, ct) is { } job ? Results.Ok(job) : NotFound($"no job {id}"));
@@ -163,7 +216,7 @@ public static partial class ControllerApi
                 // Routing matches paths in any letter case, so this test must too: /API/v1/vms is /api/v1/vms.
                 var path = context.Request.Path.Value ?? "";
                 if (path.StartsWith("/api/", StringComparison.OrdinalIgnoreCase) && !path.Equals("/api/v1/health", StringComparison.OrdinalIgnoreCase)
-                    && !ApiToken.Matches(context, expected))
+                    && !path.Equals("/api/v1/join", StringComparison.OrdinalIgnoreCase) && !ApiToken.Matches(context, expected))
                 {
                     context.Response.Headers.WWWAuthenticate = "Bearer";
                     await Write(context, StatusCodes.Status401Unauthorized, "missing or wrong bearer token (Authorization: Bearer TOKEN; the token is in the controller's token file)");
@@ -235,6 +288,20 @@ public static partial class ControllerApi
     {
         if (name is null || !NamePattern().IsMatch(name))
             throw new ControlException($"{what} name '{name}' must match [a-z0-9][a-z0-9-]{{0,31}}");
+    }
+
+    /// <summary>A name from a path that breaks the naming rule names no record: "not found" without asking the store.</summary>
+    private static void CheckExists(string name, string missing)
+    {
+        if (!NamePattern().IsMatch(name))
+            throw new ControlException(missing, 404);
+    }
+
+    /// <summary>The daemon at the URL must be the one registering: a URL copied from another machine would overwrite its record.</summary>
+    private static void CheckSameName(string daemonName, string name, string url, string what)
+    {
+        if (daemonName != name)
+            throw new ControlException($"the {what} daemon at {url} is named {daemonName}, not {name}", 409);
     }
 
     private static void CheckUrl(string? url)

@@ -17,7 +17,8 @@ public sealed class ControllerClient : IDisposable
     private int _current;
 
     /// <param name="networkNamespace">Connect from inside this network namespace (a lab's controllers live on its management network).</param>
-    public ControllerClient(IReadOnlyList<string> urls, string token, TimeSpan? timeout = null, string? networkNamespace = null)
+    /// <param name="token">The cluster's API token; null only for the calls that need none (health, join).</param>
+    public ControllerClient(IReadOnlyList<string> urls, string? token, TimeSpan? timeout = null, string? networkNamespace = null)
     {
         if (urls.Count == 0)
             throw new ArgumentException("no controller URL");
@@ -31,8 +32,8 @@ public sealed class ControllerClient : IDisposable
 
     public Task<IReadOnlyList<HostRecord>> HostsAsync(CancellationToken ct = default) => GetAsync("api/v1/hosts", Json.IReadOnlyListHostRecord, ct);
 
-    public Task<HostRecord> RegisterHostAsync(RegisterHostRequest request, CancellationToken ct = default) =>
-        SendAsync(HttpMethod.Post, "api/v1/hosts", () => JsonContent.Create(request, Json.RegisterHostRequest), Json.HostRecord, ct);
+    /// <summary>Deletes a host's record; refused while VMs are placed there.</summary>
+    public Task RemoveHostAsync(string host, CancellationToken ct = default) => SendAsync(HttpMethod.Delete, $"api/v1/hosts/{Uri.EscapeDataString(host)}", ct);
 
     public Task<JobRecord> EvacuateAsync(string host, CancellationToken ct = default) =>
         SendAsync(HttpMethod.Post, $"api/v1/hosts/{Uri.EscapeDataString(host)}/evacuate", null, Json.JobRecord, ct);
@@ -44,12 +45,31 @@ public sealed class ControllerClient : IDisposable
     public Task<IReadOnlyList<DiskServerRecord>> DiskServersAsync(CancellationToken ct = default) =>
         GetAsync("api/v1/disk-servers", Json.IReadOnlyListDiskServerRecord, ct);
 
-    public Task<DiskServerRecord> RegisterDiskServerAsync(RegisterDiskServerRequest request, CancellationToken ct = default) =>
-        SendAsync(HttpMethod.Post, "api/v1/disk-servers", () => JsonContent.Create(request, Json.RegisterDiskServerRequest), Json.DiskServerRecord, ct);
+    /// <summary>Deletes a disk server's record; refused while VM disks have legs there.</summary>
+    public Task RemoveDiskServerAsync(string name, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Delete, $"api/v1/disk-servers/{Uri.EscapeDataString(name)}", ct);
 
     /// <summary>Moves every VM disk leg off the disk server (one after the other) and keeps new legs off it.</summary>
     public Task<JobRecord> DrainDiskServerAsync(string name, CancellationToken ct = default) =>
         SendAsync(HttpMethod.Post, $"api/v1/disk-servers/{Uri.EscapeDataString(name)}/drain", null, Json.JobRecord, ct);
+
+    /// <summary>Creates the cluster's identity (once).</summary>
+    public Task<ClusterRecord> InitClusterAsync(CancellationToken ct = default) => SendAsync(HttpMethod.Post, "api/v1/cluster", null, Json.ClusterRecord, ct);
+
+    public Task<ClusterRecord> ClusterAsync(CancellationToken ct = default) => GetAsync("api/v1/cluster", Json.ClusterRecord, ct);
+
+    /// <param name="ttl">How long it joins machines; null: an hour.</param>
+    public Task<JoinTokenCreated> CreateJoinTokenAsync(TimeSpan? ttl = null, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, "api/v1/join-tokens", () => JsonContent.Create(new CreateJoinTokenRequest(ttl?.TotalSeconds), Json.CreateJoinTokenRequest),
+            Json.JoinTokenCreated, ct);
+
+    public Task<IReadOnlyList<JoinTokenInfo>> JoinTokensAsync(CancellationToken ct = default) => GetAsync("api/v1/join-tokens", Json.IReadOnlyListJoinTokenInfo, ct);
+
+    public Task RevokeJoinTokenAsync(string id, CancellationToken ct = default) => SendAsync(HttpMethod.Delete, $"api/v1/join-tokens/{Uri.EscapeDataString(id)}", ct);
+
+    /// <summary>Trades a join token for the cluster's API token (needs no API token itself); refused (403) with the reason.</summary>
+    public Task<JoinResponse> JoinAsync(JoinRequest request, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, "api/v1/join", () => JsonContent.Create(request, Json.JoinRequest), Json.JoinResponse, ct);
 
     public Task<IReadOnlyList<VmRecord>> VmsAsync(CancellationToken ct = default) => GetAsync("api/v1/vms", Json.IReadOnlyListVmRecord, ct);
 
@@ -110,6 +130,13 @@ public sealed class ControllerClient : IDisposable
 
     private Task<T> SendAsync<T>(HttpMethod method, string path, Func<HttpContent>? body, JsonTypeInfo<T> type, CancellationToken ct) =>
         OnAnyAsync(c => c.SendContentAsync(method, path, body, type, idempotent: method == HttpMethod.Get, ct));
+
+    private Task SendAsync(HttpMethod method, string path, CancellationToken ct) =>
+        OnAnyAsync(async c =>
+        {
+            await c.SendAsync(method, path, idempotent: false, ct).ConfigureAwait(false);
+            return true;
+        });
 
     /// <summary>Asks the controllers in turn, starting with the last that answered, until one is reachable.</summary>
     private async Task<T> OnAnyAsync<T>(Func<JsonApiClient, Task<T>> call)

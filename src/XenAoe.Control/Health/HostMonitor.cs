@@ -122,7 +122,7 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
             LastSeen = state.Time.GetUtcNow(),
             Cpus = info.Cpus,
             MemoryMiB = info.MemoryMiB,
-            StorageMacs = [.. info.StorageNics.Select(n => n.Mac)],
+            StorageNics = info.StorageNics,
         }, ct).ConfigureAwait(false);
     }
 
@@ -190,10 +190,13 @@ public sealed partial class HostMonitor(ControllerState state, ControllerOptions
             await PayFencesAsync(disk, client, ct).ConfigureAwait(false);
         if (reachable != disk.Reachable)
             Log.DiskServerChanged(log, disk.Name, reachable ? "answers again: its legs resync" : "does not answer: mirrors run degraded");
-        if (reachable != disk.Reachable || (space is not null && space.FreeBytes != disk.FreeBytes))
+        if (reachable != disk.Reachable || (space is not null && (space.FreeBytes != disk.FreeBytes || space.TotalBytes != disk.TotalBytes)))
         {
             // A compare-and-swap, not a put: a drain marking the server meanwhile must not be overwritten.
-            await state.UpdateDiskServerAsync(disk.Name, d => d with { Reachable = reachable, FreeBytes = space?.FreeBytes ?? d.FreeBytes }, ct).ConfigureAwait(false);
+            await state.UpdateDiskServerAsync(disk.Name, d => d with
+            {
+                Reachable = reachable, FreeBytes = space?.FreeBytes ?? d.FreeBytes, TotalBytes = space?.TotalBytes ?? d.TotalBytes,
+            }, ct).ConfigureAwait(false);
         }
     }
 

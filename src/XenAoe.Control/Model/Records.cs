@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using XenAoe.Agents;
 using XenAoe.Hypervisors;
 
 namespace XenAoe.Control.Model;
@@ -25,9 +26,15 @@ public sealed record HostRecord
     public HostState State { get; init; } = HostState.Up;
     public int Cpus { get; init; }
     public long MemoryMiB { get; init; }
-    public IReadOnlyList<string> StorageMacs { get; init; } = [];
+    public IReadOnlyList<StorageNic> StorageNics { get; init; } = [];
     public DateTimeOffset? LastSeen { get; init; }
     public string? StateReason { get; init; }
+
+    /// <summary>When the host last registered (at every start of its daemon, or by hand).</summary>
+    public DateTimeOffset? RegisteredAt { get; init; }
+
+    [JsonIgnore]
+    public IEnumerable<string> StorageMacs => StorageNics.Select(n => n.Mac);
 }
 
 /// <summary>A disk server in the inventory; <see cref="Shelf"/> is the AoE shelf of every volume it exports.</summary>
@@ -37,10 +44,18 @@ public sealed record DiskServerRecord
     public required string ApiUrl { get; init; }
     public required ushort Shelf { get; init; }
     public Dictionary<string, string> Labels { get; init; } = [];
+    public IReadOnlyList<StorageNic> StorageNics { get; init; } = [];
     public long FreeBytes { get; init; }
+
+    /// <summary>The size of the pool's file system.</summary>
+    public long TotalBytes { get; init; }
+
     public bool Reachable { get; init; } = true;
 
-    /// <summary>Being drained or drained (<c>xenaoe disk drain</c>): takes no new legs; registering it again clears this.</summary>
+    /// <summary>When the server last registered (at every start of its daemon, or by hand).</summary>
+    public DateTimeOffset? RegisteredAt { get; init; }
+
+    /// <summary>Being drained or drained (<c>xenaoe disk drain</c>): takes no new legs, even after a restart; <c>xenaoe disk remove</c> ends it.</summary>
     public bool Draining { get; init; }
 
     /// <summary>
@@ -79,6 +94,18 @@ public sealed record VmRecord
     public string? Host { get; init; }
     public DateTimeOffset CreatedAt { get; init; }
 }
+
+/// <summary>The cluster's identity, created once by <c>xenaoe cluster init</c> (<c>meta/cluster</c>).</summary>
+public sealed record ClusterRecord(string Id, DateTimeOffset CreatedAt);
+
+/// <summary>A machine that joined with a token.</summary>
+public sealed record JoinUse(string Name, string Role, DateTimeOffset At);
+
+/// <summary>
+/// A join token (<c>join-tokens/ID</c>): the token is <c>ID.SECRET</c>; only the SHA-256 of the secret is stored, so neither the
+/// store nor its backups can join a machine. Valid for any number of joins until <see cref="ExpiresAt"/> or its revocation.
+/// </summary>
+public sealed record JoinTokenRecord(string Id, string SecretSha256, DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt, IReadOnlyList<JoinUse> Joined);
 
 public enum JobState
 {
@@ -130,6 +157,8 @@ public sealed record JobRecord
 [JsonSerializable(typeof(DiskServerRecord))]
 [JsonSerializable(typeof(VmRecord))]
 [JsonSerializable(typeof(JobRecord))]
+[JsonSerializable(typeof(ClusterRecord))]
+[JsonSerializable(typeof(JoinTokenRecord))]
 [JsonSerializable(typeof(List<HostRecord>))]
 [JsonSerializable(typeof(List<DiskServerRecord>))]
 [JsonSerializable(typeof(List<VmRecord>))]

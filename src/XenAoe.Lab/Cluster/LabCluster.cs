@@ -2,12 +2,12 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using XenAoe.Agents;
-using XenAoe.Agents.Disk;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using XenAoe.Agents.Host;
 using XenAoe.Control;
 using XenAoe.Control.Api;
+using XenAoe.Control.Join;
 using XenAoe.Control.Model;
 using XenAoe.Lab.Guests;
 using XenAoe.Storage;
@@ -40,8 +40,8 @@ public sealed partial class LabControllersJsonContext : JsonSerializerContext;
 /// </summary>
 public sealed class LabCluster(LabPlan plan, TextWriter log, LabCluster.Program xenaoe)
 {
-    public const int DiskApiPort = 7200;
-    public const int HostApiPort = 7300;
+    public const int DiskApiPort = MachineJoin.DiskApiPort;
+    public const int HostApiPort = MachineJoin.HostApiPort;
     public const int ControllerApiPort = 7400;
     public const long RootVolumeBytes = 128L << 20;
     private static readonly TimeSpan DaemonStartTimeout = TimeSpan.FromSeconds(60);
@@ -59,6 +59,9 @@ public sealed class LabCluster(LabPlan plan, TextWriter log, LabCluster.Program 
     public static string TokenFile(string labState) => Path.Combine(labState, "controller", "token");
 
     public static string PoolDirectory(string labState, LabServer disk) => Path.Combine(labState, "pools", disk.Name);
+
+    /// <summary>A lab machine's <c>/etc/xenaoe</c>: what its <c>xenaoe join</c> wrote (ROLE.conf and the cluster's token).</summary>
+    public static string ConfigDirectory(string labState, LabServer server) => Path.Combine(labState, "etc", server.Name);
 
     /// <summary>VM n is .(40+n) on the VM subnet (servers use .1 to .29; the subnet is at least a /26).</summary>
     public static IPAddress VmAddress(LabPlan plan, int vm) => new([.. plan.VmSubnet.BaseAddress.GetAddressBytes()[..3], (byte)(40 + vm)]);
@@ -88,46 +91,31 @@ public sealed class LabCluster(LabPlan plan, TextWriter log, LabCluster.Program 
         foreach (var path in jumbo.Paths.Where(p => !p.Passed))
             log.WriteLine($"  warning: {path.Switch} {path.From} -> {path.To} cannot carry {jumbo.Mtu}-byte frames (largest MTU {path.LargestMtu}): {path.Detail}");
 
-        // One token for the cluster: the daemons' management-network APIs and the controller's all require it.
-        var tokenFile = TokenFile(plan.StateDirectory);
-        ApiToken.ReadOrCreate(tokenFile);
-        foreach (var disk in plan.Disks)
-        {
-            Step($"disk server {disk}");
-            var pool = CreateDirectory(PoolDirectory(plan.StateDirectory, disk));
-            // Polling after each batch buys latency on a dedicated core; here every server shares two cores, so workers sleep.
-            await StartDaemonAsync(disk, ["disk", "serve", "--pool", pool, "-i", "eth0", "-i", "eth1", "--spin-us", "0",
-                "--listen", $"{LabPlan.AddressOf(plan.ManagementSubnet, disk)}:{DiskApiPort}", "--token-file", tokenFile], ct);
-            using var api = new DiskApiClient(DiskApiClient.SocketPath(pool));
-            await WaitForAsync(disk.Name, async () => (await api.ListAsync(ct)).Count >= 0, ct);
-        }
-
-        foreach (var cpu in plan.Cpus)
-        {
-            Step($"CPU server {cpu} (QEMU with TCG: KVM cannot run guests on this machine)");
-            var state = CreateDirectory(HostStateDirectory(plan.StateDirectory, cpu));
-            await StartDaemonAsync(cpu, ["host", "serve", "--name", cpu.Name, "--state-dir", state, "-i", "eth0", "-i", "eth1",
-                "--listen", $"{LabPlan.AddressOf(plan.ManagementSubnet, cpu)}:{HostApiPort}", "--vm-bridge", LabPlan.VmBridge, "--accel", "tcg",
-                "--token-file", tokenFile], ct);
-            using var api = new HostApiClient(Path.Combine(state, "host.sock"));
-            await WaitForAsync(cpu.Name, async () => (await api.InfoAsync(ct)).Name == cpu.Name, ct);
-        }
-
         Step(store == LabStore.Etcd
             ? "control plane: 3 etcd members and 2 controllers (one leads) on the admin station"
             : "control plane: a controller with its embedded SQLite store on the admin station");
         using var controller = await StartControlPlaneAsync(store, ct);
 
-        Step("inventory: disk servers and CPU servers registered with the controller, power circuits as failure domains");
+        Step("cluster identity and a join token (`xenaoe cluster init`)");
+        var cluster = await controller.InitClusterAsync(ct);
+        var join = await controller.CreateJoinTokenAsync(ttl: null, ct);
+        Detail($"cluster {cluster.Id}, join token {join.Id} valid until {join.ExpiresAt:HH:mm:ss}");
+
+        // Each machine joins as a real one does (`xenaoe join` inside its namespace, power circuits as failure domains), except
+        // that the lab starts the daemon with the written configuration where a machine's systemd would.
         foreach (var disk in plan.Disks)
         {
-            await controller.RegisterDiskServerAsync(new RegisterDiskServerRequest(disk.Name, $"http://{LabPlan.AddressOf(plan.ManagementSubnet, disk)}:{DiskApiPort}",
-                (ushort)disk.Number, new() { ["power"] = $"circuit{(disk.Number - 1) % 2 + 1}" }), ct);
+            Step($"disk server {disk}: `xenaoe join --role disk`, its daemon started, registered by itself");
+            var pool = CreateDirectory(PoolDirectory(plan.StateDirectory, disk));
+            // Polling after each batch buys latency on a dedicated core; here every server shares two cores, so workers sleep.
+            await JoinAsync(controller, disk, "disk", join.Token, ["--set", $"pool={pool}", "--set", "spin_us=0"], ct);
         }
+
         foreach (var cpu in plan.Cpus)
         {
-            await controller.RegisterHostAsync(new RegisterHostRequest(cpu.Name, HostApiUrl(plan, cpu),
-                new() { ["power"] = $"circuit{(cpu.Number - 1) % 2 + 1}" }), ct);
+            Step($"CPU server {cpu}: `xenaoe join --role cpu`, its daemon started (QEMU with TCG: KVM cannot run guests on this machine), registered by itself");
+            var state = CreateDirectory(HostStateDirectory(plan.StateDirectory, cpu));
+            await JoinAsync(controller, cpu, "cpu", join.Token, ["--set", $"state_dir={state}", "--set", $"vm_bridge={LabPlan.VmBridge}", "--set", "accel=tcg"], ct);
         }
 
         var booted = new List<(string, IPAddress, TimeSpan, long)>();
@@ -163,7 +151,9 @@ public sealed class LabCluster(LabPlan plan, TextWriter log, LabCluster.Program 
     {
         var admin = LabPlan.AdminAddress(plan.ManagementSubnet);
         var directory = CreateDirectory(Path.Combine(plan.StateDirectory, "controller"));
+        // The cluster's API token, made here so the lab reads it at once; machines get it by joining.
         var tokenFile = TokenFile(plan.StateDirectory);
+        ApiToken.ReadOrCreate(tokenFile);
         string storeText;
         var controllers = store == LabStore.Etcd ? 2 : 1;
         if (store == LabStore.Etcd)
@@ -192,7 +182,7 @@ public sealed class LabCluster(LabPlan plan, TextWriter log, LabCluster.Program 
             var url = $"http://{admin}:{ControllerApiPort + c - 1}";
             urls.Add(url);
             await StartDaemonAsync($"controller{c}", plan.SwitchNamespace, ["controller", "serve", "--name", $"controller{c}", "--store", storeText,
-                "--listen", $"{admin}:{ControllerApiPort + c - 1}", "--token-file", tokenFile], ct);
+                "--listen", $"{admin}:{ControllerApiPort + c - 1}", "--token-file", tokenFile, "--config", "/dev/null"], ct);
         }
         var lab = new LabControllers(plan.SwitchNamespace, urls, tokenFile, storeText);
         File.WriteAllText(LabControllers.FileIn(plan.StateDirectory), JsonSerializer.Serialize(lab, LabControllersJsonContext.Default.LabControllers));
@@ -212,7 +202,7 @@ public sealed class LabCluster(LabPlan plan, TextWriter log, LabCluster.Program 
     /// <summary>Deletes the disk servers' pools and the host daemons' state: only once every process using them is gone.</summary>
     public static void RemoveData(string labState)
     {
-        foreach (var directory in new[] { "pools", "hosts", "controller" }.Select(d => Path.Combine(labState, d)).Where(Directory.Exists))
+        foreach (var directory in new[] { "pools", "hosts", "controller", "etc" }.Select(d => Path.Combine(labState, d)).Where(Directory.Exists))
             Directory.Delete(directory, recursive: true);
         File.Delete(LabControllers.FileIn(labState));
     }
@@ -244,15 +234,36 @@ public sealed class LabCluster(LabPlan plan, TextWriter log, LabCluster.Program 
         throw new TimeoutException($"the VM at {address} did not answer HTTP within {timeout.TotalSeconds:0} s; see its serial log with `xenaoe vm show`");
     }
 
-    private Task StartDaemonAsync(LabServer server, string[] args, CancellationToken ct) => StartDaemonAsync(server.Name, plan.NamespaceOf(server), args, ct);
+    /// <summary>
+    /// Runs <c>xenaoe join --no-start</c> in the machine's namespace (its configuration in <see cref="ConfigDirectory"/>), starts
+    /// the daemon on that configuration, and waits until the controller lists it: the lab's machines enter the inventory only
+    /// the way real ones do.
+    /// </summary>
+    private async Task JoinAsync(ControllerClient controller, LabServer server, string role, string token, string[] settings, CancellationToken ct)
+    {
+        // The controller runs on this machine: its clock and this one are the same.
+        var since = DateTimeOffset.UtcNow;
+        var clock = Stopwatch.StartNew();
+        var directory = ConfigDirectory(plan.StateDirectory, server);
+        var joined = await Command.RunAsync("ip", ["netns", "exec", plan.NamespaceOf(server), xenaoe.File, .. xenaoe.Prefix, "join",
+            .. controller.Urls.SelectMany(u => new[] { "--controller", u }), "--token", token, "--role", role, "--name", server.Name,
+            "-i", "eth0", "-i", "eth1", "--storage-mtu", $"{plan.StorageMtu}", "--label", $"power=circuit{(server.Number - 1) % 2 + 1}",
+            "--config-dir", directory, "--no-start", .. settings], ct: ct);
+        if (!joined.Succeeded)
+            throw new IOException($"`xenaoe join` of {server.Name} failed: {joined.StdErr.Trim()}{joined.StdOut.Trim()}");
+        var schema = MachineJoin.Schema(role);
+        await StartDaemonAsync(server.Name, plan.NamespaceOf(server), [schema.Role, "serve", "--config", Path.Combine(directory, schema.Role + ".conf")], ct);
+        await WaitForAsync(server.Name, () => MachineJoin.IsListedAsync(controller, role, server.Name, since, ct), ct);
+        Detail($"{server.Name} listed by the controller {clock.Elapsed.TotalSeconds:0.00} s after its join began");
+    }
 
     /// <summary>
-    /// Starts a daemon with an empty configuration file: the lab's flags say everything, and a machine's own
-    /// <c>/etc/xenaoe/ROLE.conf</c> (the package installed beside the demo) must not change the lab's daemons.
+    /// Starts a daemon on the configuration file given in <paramref name="args"/> (the lab's controllers on <c>/dev/null</c>
+    /// and flags): a machine's own <c>/etc/xenaoe/ROLE.conf</c> (the package installed beside the demo) never changes the lab.
     /// </summary>
     private async Task StartDaemonAsync(string name, string ns, string[] args, CancellationToken ct)
     {
-        var entry = await _processes.StartAsync(ns, name, xenaoe.File, [.. xenaoe.Prefix, .. args, "--config", "/dev/null"], ct: ct);
+        var entry = await _processes.StartAsync(ns, name, xenaoe.File, [.. xenaoe.Prefix, .. args], ct: ct);
         Detail($"pid {entry.Pid}, log {entry.LogFile}");
     }
 

@@ -1,3 +1,4 @@
+using XenAoe.Agents;
 using XenAoe.Control.Model;
 using XenAoe.Hypervisors;
 
@@ -16,6 +17,6 @@ public static class TestRecords
 
     public static HostRecord Host(string name, string apiUrl, int cpus = 8, long memoryMiB = 16384, HostState state = HostState.Up) => new()
     {
-        Name = name, ApiUrl = apiUrl, Cpus = cpus, MemoryMiB = memoryMiB, State = state, StorageMacs = ["52:54:00:00:00:01"],
+        Name = name, ApiUrl = apiUrl, Cpus = cpus, MemoryMiB = memoryMiB, State = state, StorageNics = [new StorageNic("eth1", "52:54:00:00:00:01", 9000)],
     };
 }

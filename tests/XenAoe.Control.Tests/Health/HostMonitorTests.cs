@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using XenAoe.Agents;
 using XenAoe.Control.Health;
 using XenAoe.Control.Jobs;
 using XenAoe.Control.Model;
@@ -21,7 +22,7 @@ public sealed class HostMonitorTests : IAsyncLifetime
         for (var i = 1; i <= 2; i++)
         {
             var host = _agents.AddHost($"cpu{i}", $"52:54:00:00:00:0{i}");
-            await _state.PutHostAsync(new HostRecord { Name = host.Name, ApiUrl = host.Endpoint, Cpus = 8, MemoryMiB = 16384, StorageMacs = [host.Mac] }, default);
+            await _state.PutHostAsync(new HostRecord { Name = host.Name, ApiUrl = host.Endpoint, Cpus = 8, MemoryMiB = 16384, StorageNics = [new StorageNic("eth1", host.Mac, 9000)] }, default);
         }
         var disk = _agents.AddDiskServer("disk1", 1);
         await _state.PutDiskServerAsync(new DiskServerRecord { Name = disk.Name, ApiUrl = disk.Endpoint, Shelf = disk.Shelf, FreeBytes = 1L << 40 }, default);

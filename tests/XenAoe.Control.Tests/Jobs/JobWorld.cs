@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using XenAoe.Agents;
 using XenAoe.Control.Jobs;
 using XenAoe.Control.Model;
 using XenAoe.Control.Store;
@@ -39,7 +40,7 @@ public sealed class JobWorld : IAsyncDisposable
             var host = world.Agents.AddHost($"cpu{i}", $"52:54:00:00:00:0{i}");
             await world.State.PutHostAsync(new HostRecord
             {
-                Name = host.Name, ApiUrl = host.Endpoint, Cpus = 8, MemoryMiB = 16384, StorageMacs = [host.Mac], LastSeen = DateTimeOffset.UtcNow,
+                Name = host.Name, ApiUrl = host.Endpoint, Cpus = 8, MemoryMiB = 16384, StorageNics = [new StorageNic("eth1", host.Mac, 9000)], LastSeen = DateTimeOffset.UtcNow,
             }, default);
             var disk = world.Agents.AddDiskServer($"disk{i}", (ushort)i);
             await world.State.PutDiskServerAsync(new DiskServerRecord
