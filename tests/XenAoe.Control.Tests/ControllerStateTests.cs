@@ -5,7 +5,7 @@ using XenAoe.Control.Store;
 namespace XenAoe.Control.Tests;
 
 /// <summary>The typed inventory and jobs over a real SQLite store.</summary>
-public sealed class ControllerStateTests : IAsyncLifetime
+public sealed partial class ControllerStateTests : IAsyncLifetime
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("xenaoe-state-").FullName;
     private IStateStore _store = null!;
