@@ -14,7 +14,7 @@ public sealed class DiskServerOptions
         new("interfaces", "", "Storage NICs to serve on (required); a target answers on every one, which is how initiators find several paths.", Multiple: true, Alias: "-i"),
         new("storage_mtu", "1500", "The MTU the storage network is built for (1500-65535); the server refuses to start when a storage NIC's MTU is lower (9000 on jumbo-frame switches)."),
         new("listen", "", "Management address:port of the API (the controller fences and creates volumes through it), e.g. 10.0.0.11:7200; unset: the local unix socket only."),
-        new("token_file", "", "The cluster's API token file, required with listen (created with a random token if missing)."),
+        new("token_file", "", "The cluster's API token file, required with listen: written by `xenaoe join` (created with a random token if missing)."),
         new("buffers", "128", "Outstanding frames advertised to initiators (1-65535); really queued."),
         new("workers", "2", "Receive threads per NIC (1-64); 1 on a machine with a single usable CPU."),
         new("batch", "32", "Frames per recvmmsg/sendmmsg (1-1024)."),

@@ -15,7 +15,7 @@ public sealed class HostDaemonOptions
         new("interfaces", "", "Storage NICs (required): every one is a path to every disk server.", Multiple: true, Alias: "-i"),
         new("storage_mtu", "1500", "The MTU the storage network is built for (1500-65535); the daemon refuses to start when a storage NIC's MTU is lower."),
         new("listen", "", "Management address:port of the API (other hosts send migrations here, the controller starts VMs through it), e.g. 10.0.0.21:7300; not a wildcard; unset: the local unix socket only."),
-        new("token_file", "", "The cluster's API token file, required with listen (created with a random token if missing)."),
+        new("token_file", "", "The cluster's API token file, required with listen: written by `xenaoe join` (created with a random token if missing)."),
         new("vm_bridge", "", "Bridge the VMs' TAP devices join; unset: TAPs stay unattached."),
         new("vm_mtu", "1500", "MTU of the VMs' TAP devices (68-65535)."),
         new("accel", "auto", "CPU virtualization: auto (KVM if it works), kvm or tcg."),
