@@ -113,7 +113,8 @@ internal static class ClusterCommands
             var result = await MachineJoin.RunAsync(options, Console.Out, ct);
             if (result.ListedAfter is not { } listed)
             {
-                Console.WriteLine(options.Start ? "" : $"not started (--no-start): `systemctl enable --now {result.Unit}` starts it, and it registers itself");
+                if (!options.Start)
+                    Console.WriteLine($"not started (--no-start): `systemctl enable --now {result.Unit}` starts it, and it registers itself");
                 return;
             }
             Console.WriteLine();

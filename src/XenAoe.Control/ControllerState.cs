@@ -8,8 +8,9 @@ using XenAoe.Control.Store;
 namespace XenAoe.Control;
 
 /// <summary>
-/// The inventory and the jobs as typed documents in the state store: <c>hosts/NAME</c>, <c>disks/NAME</c>, <c>vms/NAME</c>,
-/// <c>jobs/ID</c>. Every change is a compare-and-swap on the document's revision, retried on conflict, so two controllers or
+/// The inventory and the jobs as typed documents in the state store: <c>hosts/NAME</c>, <c>disks/NAME</c> (with their shelves'
+/// claims, <c>shelves/N</c>), <c>vms/NAME</c>, <c>jobs/ID</c>; <see cref="Join.JoinTokens"/> keeps the cluster's identity and
+/// join tokens beside them. Every change is a compare-and-swap on the document's revision, retried on conflict, so two controllers or
 /// two jobs changing the same record never lose each other's update.
 /// </summary>
 public sealed class ControllerState(IStateStore store, TimeProvider? time = null)

@@ -80,7 +80,7 @@ public static partial class ControllerApi
                 (current ?? new DiskServerRecord { Name = request.Name, ApiUrl = request.ApiUrl, Shelf = shelf }) with
                 {
                     ApiUrl = request.ApiUrl, Labels = request.Labels ?? [], StorageNics = info.StorageNics, FreeBytes = info.Pool.FreeBytes,
-                    TotalBytes = info.Pool.TotalBytes, Reachable = true, RegisteredAt = now,
+                    TotalBytes = info.Pool.TotalBytes, RegisteredAt = now,
                 }, ct);
             return Results.Created($"/api/v1/disk-servers/{disk.Name}", disk);
         });
