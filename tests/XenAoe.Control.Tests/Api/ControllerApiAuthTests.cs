@@ -26,6 +26,13 @@ public sealed class ControllerApiAuthTests(ControllerFixture fixture) : IClassFi
         { "GET", "/api/v1/jobs" },
         { "GET", "/api/v1/jobs/000001" },
         { "GET", "/api/v1/capacity?cpus=1&memoryMiB=512" },
+        { "DELETE", "/api/v1/hosts/cpu-1" },
+        { "DELETE", "/api/v1/disk-servers/disk-1" },
+        { "GET", "/api/v1/cluster" },
+        { "POST", "/api/v1/cluster" },
+        { "GET", "/api/v1/join-tokens" },
+        { "POST", "/api/v1/join-tokens" },
+        { "DELETE", "/api/v1/join-tokens/abcdef" },
         { "GET", "/api/v1/no-such-route" },
         // Routing matches paths in any letter case: so must the token check.
         { "GET", "/API/V1/VMS" },
@@ -34,7 +41,7 @@ public sealed class ControllerApiAuthTests(ControllerFixture fixture) : IClassFi
 
     [Theory]
     [MemberData(nameof(ProtectedCalls))]
-    public async Task Every_api_call_but_health_without_a_token_is_401_naming_the_bearer_token(string method, string path)
+    public async Task Every_api_call_but_health_and_join_without_a_token_is_401_naming_the_bearer_token(string method, string path)
     {
         var before = await fixture.SnapshotAsync();
         using var request = new HttpRequestMessage(new HttpMethod(method), path) { Content = method == "GET" ? null : Api.Json("{}") };
