@@ -35,7 +35,7 @@ public sealed class PackagingTests
     }
 
     [Theory]
-    [InlineData("bogus = 1", "{0}: unknown key 'bogus' (a disk server knows pool, interfaces, storage_mtu, listen, token_file, buffers, workers, batch, spin_us, group_us)")]
+    [InlineData("bogus = 1", "{0}: unknown key 'bogus' (a disk server knows name, shelf, pool, interfaces, storage_mtu, listen, token_file, buffers, workers, batch, spin_us, group_us, controllers, labels)")]
     [InlineData("interfaces = lo\nbuffers = lots", "{0}: key 'buffers': 'lots' is not a whole number 1-65535")]
     [InlineData("interfaces = xa-nosuchnic", "{0}: key 'interfaces': no network interface 'xa-nosuchnic' on this machine")]
     [InlineData("interfaces = lo\nstorage_mtu = 70000", "{0}: key 'storage_mtu': '70000' is not a whole number 1500-65535")]
